@@ -19,3 +19,11 @@ class ImportFileError(StorageError):
     """A CSV to import is missing or has bad rows (names the line numbers); nothing was imported."""
 
     exit_code = 2
+
+
+class NotFoundError(StorageError):
+    """A message, model version or training run that the caller named does not exist."""
+
+
+class TrainingAlreadyRunningError(StorageError):
+    """`start_training_run` found another run still marked `running`."""

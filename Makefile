@@ -1,0 +1,36 @@
+# Newcomer entry points: `make run` and `make test` each set up .venv first (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.sentibot-installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP)
+
+# torch first: the CPU build unless a GPU is present (an unpinned torch would pull a multi-GB CUDA
+# build). `torch==2.13.0+cpu` exists only as a local/CPU-index wheel, so PyPI never answers it.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install -q "torch>=2.2"; \
+	else $(PIP) install -q "torch==2.13.0+cpu" 2>/dev/null \
+	  || $(PIP) install -q "torch>=2.2" --index-url https://download.pytorch.org/whl/cpu; fi
+	$(PIP) install -q -e ".[bert,dev]"
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/sentibot up
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	for b in classifier bootstrap storage bot bert active_learning; do $(PY) benchmarks/$$b.py || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,176 @@
+"""Storage throughput: scored messages recorded by concurrent tasks, against plain sqlite3.
+
+Each unit of work is what the bot does per incoming message: upsert the user and the chat,
+insert the message and its prediction, commit. 8 asyncio tasks do this through
+`storage.repositories.record_scored_message` (SQLAlchemy async + aiosqlite) into a file
+database; the peer is plain `sqlite3` inserting the same rows, one transaction each, with the
+same pragmas (WAL, synchronous=NORMAL), in the same run.
+
+    python benchmarks/storage.py [--units 4000] [--tasks 8]
+
+Targets: >= 1,000 units of work/s and a ratio >= 0.3. Needs no data files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def make_rows(n: int, tasks: int) -> list[dict]:
+    """Synthetic scored messages: 8 chats, 200 users, a distinct Telegram id per message."""
+    rows = []
+    for i in range(n):
+        p = [((i * 7) % 10 + 1) / 10, ((i * 3) % 10 + 1) / 10, ((i * 5) % 10 + 1) / 10]
+        total = sum(p)
+        probs = {label: v / total for label, v in zip(LABELS, p, strict=True)}
+        label = max(probs, key=probs.get)
+        rows.append(
+            {
+                "chat_id": -1000 - (i % tasks),
+                "chat_type": "supergroup",
+                "chat_title": f"group {i % tasks}",
+                "user_id": 1 + i % 200,
+                "username": f"user{i % 200}",
+                "telegram_message_id": i,
+                "text": f"message number {i}: the weather is {label} today, or so they say",
+                "model_version": "v0001",
+                "label": label,
+                "confidence": probs[label],
+                "probs": probs,
+                "latency_ms": 1.5,
+            }
+        )
+    return rows
+
+
+async def run_storage(path: Path, rows: list[dict], tasks: int) -> tuple[float, float]:
+    """Units of work per second through the repositories with `tasks` concurrent writers, and
+    CPU seconds (all threads) per unit of work."""
+    from storage import repositories as repo
+    from storage.db import create_engine, create_sessionmaker, upgrade_database
+
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_database(url)
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+
+    async def worker(chunk: list[dict]) -> None:
+        for row in chunk:
+            async with sessionmaker.begin() as session:
+                await repo.record_scored_message(session, **row)
+
+    # Warm up (connection, statement cache) outside the timed part.
+    await worker(rows[:50])
+    timed = rows[50:]
+    chunks = [timed[i::tasks] for i in range(tasks)]
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker(c) for c in chunks))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    await engine.dispose()
+    return len(timed) / elapsed, cpu / len(timed)
+
+
+def run_sqlite3(path: Path, rows: list[dict]) -> tuple[float, float]:
+    """The same rows through plain sqlite3, one transaction per message."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        """
+        PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+        CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT, first_name TEXT,
+            first_seen TEXT, opted_out BOOLEAN NOT NULL DEFAULT 0);
+        CREATE TABLE chats (id INTEGER PRIMARY KEY, type TEXT NOT NULL, title TEXT,
+            created_at TEXT NOT NULL);
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, chat_id INTEGER REFERENCES chats(id),
+            user_id INTEGER REFERENCES users(id), telegram_message_id INTEGER,
+            text TEXT NOT NULL, received_at TEXT NOT NULL, edited_at TEXT,
+            UNIQUE (chat_id, telegram_message_id));
+        CREATE TABLE predictions (id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id), model_version TEXT NOT NULL,
+            label TEXT NOT NULL, confidence REAL NOT NULL, margin REAL NOT NULL,
+            probs JSON NOT NULL, latency_ms REAL, created_at TEXT NOT NULL);
+        """
+    )
+
+    def one(row: dict) -> None:
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO users (id, username, first_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET username = excluded.username",
+            (row["user_id"], row["username"], now),
+        )
+        conn.execute(
+            "INSERT INTO chats (id, type, title, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET type = excluded.type, title = excluded.title",
+            (row["chat_id"], row["chat_type"], row["chat_title"], now),
+        )
+        (message_id,) = conn.execute(
+            "INSERT INTO messages (chat_id, user_id, telegram_message_id, text, received_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (row["chat_id"], row["user_id"], row["telegram_message_id"], row["text"], now),
+        ).fetchone()
+        values = sorted(row["probs"].values(), reverse=True)
+        conn.execute(
+            "INSERT INTO predictions (message_id, model_version, label, confidence, margin, "
+            "probs, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                row["model_version"],
+                row["label"],
+                row["confidence"],
+                values[0] - values[1],
+                json.dumps(row["probs"]),
+                row["latency_ms"],
+                now,
+            ),
+        )
+        conn.execute("COMMIT")
+
+    for row in rows[:50]:
+        one(row)
+    timed = rows[50:]
+    start, cpu = time.perf_counter(), time.process_time()
+    for row in timed:
+        one(row)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    conn.close()
+    return len(timed) / elapsed, cpu / len(timed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=4000, help="units of work (default 4000)")
+    parser.add_argument("--tasks", type=int, default=8, help="concurrent tasks (default 8)")
+    args = parser.parse_args(argv)
+    rows = make_rows(args.units + 50, args.tasks)
+    with tempfile.TemporaryDirectory(prefix="sentibot-bench-") as tmp:
+        peer, peer_cpu = run_sqlite3(Path(tmp) / "plain.db", rows)
+        ours, ours_cpu = asyncio.run(run_storage(Path(tmp) / "storage.db", rows, args.tasks))
+    ratio = ours / peer
+    print(
+        f"storage (SQLAlchemy async + aiosqlite, {args.tasks} tasks): {ours:,.0f} units of work/s"
+        f"  ({ours_cpu * 1e6:,.0f} us CPU each)"
+    )
+    print(
+        f"plain sqlite3 (1 thread, 1 transaction per message):   {peer:,.0f} units of work/s"
+        f"  ({peer_cpu * 1e6:,.0f} us CPU each)"
+    )
+    print(f"ratio: {ratio:.2f}  (targets: >= 1,000 units of work/s, ratio >= 0.3)")
+    ok = ours >= 1000 and ratio >= 0.3
+    print("PASS" if ok else "BELOW TARGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Inter-annotator agreement: Cohen's kappa for every pair of annotators.
+
+With LABELS_PER_ITEM ≥ 2 the labeling queue shows an item to several people; `/status` then shows
+how often each pair agrees beyond chance on the items both labelled. Pure Python, no imports
+beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """Agreement of two annotators on the `n` items both labelled."""
+
+    annotator_a: int
+    annotator_b: int
+    n: int
+    observed: float  # share of items with the same label
+    kappa: float | None  # None: undefined (no shared items, or chance agreement is certain)
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Cohen's kappa of two label sequences over the same items.
+
+    kappa = (p_o - p_e) / (1 - p_e): p_o the observed agreement, p_e the agreement expected by
+    chance from each annotator's own label frequencies. Returns None when it is undefined: no
+    items, or p_e == 1 (both annotators used one and the same label for everything).
+    """
+    if len(a) != len(b):
+        raise ValueError("both annotators must label the same items")
+    n = len(a)
+    if n == 0:
+        return None
+    p_o = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    freq_a, freq_b = Counter(a), Counter(b)
+    p_e = sum(freq_a[label] * freq_b.get(label, 0) for label in freq_a) / (n * n)
+    if p_e >= 1.0 - 1e-12:
+        return None
+    return (p_o - p_e) / (1.0 - p_e)
+
+
+def pairwise_agreement(
+    labels: Mapping[int, Mapping[Hashable, Hashable]], *, min_items: int = 1
+) -> list[PairAgreement]:
+    """kappa for each pair of annotators: `labels[annotator][item] = label`.
+
+    Pairs sharing fewer than `min_items` items are left out; pairs come sorted by annotator ids.
+    """
+    result = []
+    for ann_a, ann_b in combinations(sorted(labels), 2):
+        shared = sorted(set(labels[ann_a]) & set(labels[ann_b]), key=repr)
+        if len(shared) < min_items:
+            continue
+        seq_a = [labels[ann_a][item] for item in shared]
+        seq_b = [labels[ann_b][item] for item in shared]
+        observed = sum(x == y for x, y in zip(seq_a, seq_b, strict=True)) / len(shared)
+        result.append(
+            PairAgreement(
+                annotator_a=ann_a,
+                annotator_b=ann_b,
+                n=len(shared),
+                observed=observed,
+                kappa=cohen_kappa(seq_a, seq_b),
+            )
+        )
+    return result
+
+
+def describe_kappa(kappa: float | None) -> str:
+    """Landis & Koch's words for a kappa value (so /status reads without a statistics course)."""
+    if kappa is None:
+        return "undefined"
+    if kappa < 0:
+        return "worse than chance"
+    for limit, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+        if kappa <= limit:
+            return word
+    return "almost perfect"

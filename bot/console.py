@@ -1,0 +1,107 @@
+"""`sentibot chat`: the sentiment service in a terminal, offline, without a token.
+
+Each line is scored, stored as chat `console` (chat id 0, user id 0) and answered with the label
+and confidence. `/label <word>` labels the last message, `/mood [24h|7d]`, `/status`, `/help` and
+`/quit` work too. It reads a pipe as well as a terminal (prompts only on a terminal), so it can be
+scripted: `printf 'I love it\n/label positive\n' | sentibot chat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from typing import TextIO
+
+from bot import texts
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.service import Author, ChatRef, ScoreResult, SentimentService
+
+CONSOLE_CHAT = ChatRef(0, "console", "console")
+CONSOLE_USER = Author(0, "console", "console")
+HELP = """Type a message to score it. Commands:
+  /label <{labels}>   label your last message
+  /mood [24h|7d]      the mood of everything typed here
+  /status             model, metrics and counts
+  /help               this text
+  /quit               leave (Ctrl-D works too)"""
+
+
+def plain(text: str) -> str:
+    """The HTML messages of `bot.texts` as terminal text."""
+    return html.unescape(re.sub(r"</?[a-zA-Z][^<>]*>", "", text))
+
+
+class ConsoleChat:
+    """One console session: remembers the last scored message for /label."""
+
+    def __init__(self, service: SentimentService, out: TextIO) -> None:
+        self.service = service
+        self.out = out
+        self.last: ScoreResult | None = None
+
+    def say(self, text: str, *, html_text: bool = True) -> None:
+        """Print a line; `html_text`: it comes from `bot.texts` (HTML) and is converted."""
+        print(plain(text) if html_text else text, file=self.out, flush=True)
+
+    async def handle(self, line: str) -> bool:
+        """Answer one line; False when the session should end."""
+        line = line.strip()
+        if not line:
+            return True
+        command, _, arg = line.partition(" ")
+        command = command.lower()
+        if command in ("/quit", "/exit"):
+            return False
+        if command == "/help":
+            self.say(HELP.format(labels="|".join(self.service.labels)), html_text=False)
+        elif command == "/label":
+            await self.label(arg.strip().lower())
+        elif command == "/mood":
+            await self.mood(arg.strip().lower() or "all")
+        elif command == "/status":
+            self.say(texts.status_text(await self.service.status()))
+        elif command.startswith("/") and " " not in command and len(command) > 1:
+            self.say(f"Unknown command {command}. /help lists the commands.", html_text=False)
+        else:
+            self.last = await self.service.score_message(CONSOLE_CHAT, CONSOLE_USER, line)
+            self.say(texts.score_line(self.last.label, self.last.confidence))
+        return True
+
+    async def label(self, word: str) -> None:
+        labels = self.service.labels
+        if word not in labels:
+            self.say(f"Usage: /label <{'|'.join(labels)}>", html_text=False)
+        elif self.last is None or self.last.message_id is None:
+            self.say("Nothing to label yet: type a message first.")
+        else:
+            result = await self.service.record_label(self.last.message_id, CONSOLE_USER, word)
+            self.say(
+                f"✓ you said: {word}" if result.ok else texts.feedback_answer(result.outcome, word)
+            )
+
+    async def mood(self, window: str) -> None:
+        if window not in ("all", "24h", "7d"):
+            self.say(texts.MOOD_USAGE)
+            return
+        self.say(texts.mood_text(await self.service.mood(CONSOLE_CHAT.id, window)))
+
+
+async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    """Read lines until EOF or /quit; returns the exit code."""
+    runtime = await Runtime.open(settings)
+    try:
+        chat = ConsoleChat(runtime.service, stdout)
+        interactive = stdin.isatty()
+        if interactive:
+            chat.say(f"sentibot {runtime.predictor.version}: type a message, /help, or /quit.")
+        while True:
+            if interactive:
+                print("> ", end="", file=stdout, flush=True)
+            line = await asyncio.to_thread(stdin.readline)
+            if not line or not await chat.handle(line):
+                break
+    finally:
+        await runtime.close()
+    return 0

@@ -1,0 +1,98 @@
+"""Helpers every handler module uses: the runtime, who/where from an update, gated commands.
+
+Commands are registered through `add_command(...)` with a role (`everyone`, `annotator`,
+`admin`). Gated commands get `filters.User(user_id=...)` at registration (never an `if id in
+ADMINS` inside a handler); `bot.app` then adds one fallback per role that answers "admins only" /
+"annotators only" to everyone else, registers the menu with `set_my_commands`, and /help lists
+exactly the commands a person may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CommandHandler, ContextTypes, filters
+
+from bot.runtime import Runtime
+from bot.service import Author, ChatRef
+
+Role = Literal["everyone", "annotator", "admin"]
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, Any]]
+COMMANDS_KEY = "commands"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInfo:
+    name: str
+    description: str
+    role: Role
+
+
+def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+    return context.application.bot_data["runtime"]
+
+
+def author_of(update: Update) -> Author | None:
+    user = update.effective_user
+    if user is None:
+        return None
+    return Author(user.id, user.username, user.first_name)
+
+
+def chat_of(update: Update) -> ChatRef:
+    chat = update.effective_chat
+    assert chat is not None
+    return ChatRef(chat.id, chat.type, chat.title)
+
+
+def is_private(update: Update) -> bool:
+    return update.effective_chat is not None and update.effective_chat.type == "private"
+
+
+def role_ids(settings: Any, role: Role) -> set[int] | None:
+    """User ids allowed for a role; None means everyone."""
+    if role == "admin":
+        return set(settings.admin_ids)
+    if role == "annotator":
+        return settings.annotators
+    return None
+
+
+def add_command(
+    application: Application,
+    settings: Any,
+    name: str,
+    callback: Callback,
+    description: str,
+    role: Role = "everyone",
+    *,
+    menu: bool = True,
+) -> None:
+    """Register `/name`, gated by role when it is not for everyone, and list it for /help."""
+    allowed = role_ids(settings, role)
+    user_filter = None if allowed is None else filters.User(user_id=allowed, allow_empty=False)
+    application.add_handler(CommandHandler(name, callback, filters=user_filter))
+    if menu:
+        commands: list[CommandInfo] = application.bot_data.setdefault(COMMANDS_KEY, [])
+        commands.append(CommandInfo(name, description, role))
+
+
+def commands_for(application: Application, settings: Any, user_id: int | None) -> list[CommandInfo]:
+    """The registered commands this person may use, in registration order."""
+    commands: list[CommandInfo] = application.bot_data.get(COMMANDS_KEY, [])
+    return [c for c in commands if may_use(settings, c.role, user_id)]
+
+
+def may_use(settings: Any, role: Role, user_id: int | None) -> bool:
+    allowed = role_ids(settings, role)
+    return allowed is None or (user_id is not None and user_id in allowed)
+
+
+async def reply(update: Update, text: str, **kwargs: Any) -> Any:
+    """Reply in the same chat with HTML parse mode (`text` must already be escaped)."""
+    assert update.effective_message is not None
+    return await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, **kwargs)

@@ -1,0 +1,156 @@
+"""The running product's shared state: settings, database, active model, service.
+
+`await Runtime.open(settings)` migrates the database, loads the active model (registering one on
+first start: the newest valid folder in MODEL_DIR, else a freshly built bootstrap model), starts
+the `Predictor`, and builds the `SentimentService`. `await runtime.close()` undoes it in reverse.
+The Telegram app keeps it in `application.bot_data["runtime"]`; the console chat and CLI use it
+directly. It holds factories only, never a session.
+
+Extension points for the learning loop: `runtime.learning` (set by whoever builds it),
+`runtime.on_close` (async callbacks run first on close), `service.status_providers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import OperatorError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from bot.config import Settings
+    from bot.service import SentimentService
+    from classifier.model import Classifier
+    from classifier.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    predictor: Predictor
+    service: SentimentService
+    device: str
+    learning: Any = None  # bot.learning.LearningService, attached by the learning loop
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Migrate, load (or create) the active model, start the predictor."""
+        from bot.service import SentimentService
+        from classifier.device import resolve_device
+        from classifier.predictor import Predictor
+        from storage.db import create_engine, create_sessionmaker, upgrade_database
+
+        await upgrade_database(settings.db_url)
+        engine = create_engine(settings.db_url)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            device = await asyncio.to_thread(resolve_device, settings.device)
+            classifier, version = await _active_model(settings, sessionmaker, device)
+            predictor = Predictor(
+                classifier,
+                version,
+                max_batch=settings.predict_max_batch,
+                max_wait_ms=settings.predict_max_wait_ms,
+            )
+            await predictor.start()
+        except BaseException:
+            await engine.dispose()
+            raise
+        log.info("model %s loaded on %s", version, device)
+        service = SentimentService(sessionmaker, predictor)
+        return cls(settings, engine, sessionmaker, predictor, service, device)
+
+    async def close(self) -> None:
+        """Stop extensions, the predictor, then the database engine (each even if one fails)."""
+        for callback in reversed(self.on_close):
+            try:
+                await callback()
+            except Exception:
+                log.exception("error while closing an extension")
+        try:
+            await self.predictor.close()
+        finally:
+            await self.engine.dispose()
+
+
+async def _active_model(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], device: str
+) -> tuple[Classifier, str]:
+    """Load the active version; on first start register one (newest valid folder or bootstrap)."""
+    from classifier.artifacts import load_model
+    from storage import repositories as repo
+
+    async with sessionmaker() as session:
+        active = await repo.get_active_model_version(session)
+    if active is not None:
+        classifier = await asyncio.to_thread(load_model, Path(active.folder), device)
+        return classifier, active.version
+    folder, classifier = await _first_model(settings, device)
+    await _register_active(sessionmaker, folder, classifier)
+    return classifier, folder.name
+
+
+async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifier]:
+    """The newest model folder in MODEL_DIR that loads; else build the bootstrap model."""
+    from classifier.artifacts import list_model_dirs, load_model, next_version_dir
+    from classifier.errors import ModelFolderError
+
+    model_dir = settings.models_path
+    for folder in reversed(list_model_dirs(model_dir) if model_dir.exists() else []):
+        try:
+            return folder, await asyncio.to_thread(load_model, folder, device)
+        except ModelFolderError as exc:
+            log.warning("skipping model folder %s: %s", folder, exc)
+    folder = next_version_dir(model_dir)
+    log.warning(
+        "no model in %s yet: building the bootstrap model into %s (takes a minute; "
+        "`sentibot bootstrap` does the same ahead of time)",
+        model_dir,
+        folder,
+    )
+    try:
+        from classifier.bootstrap import build_bootstrap_model
+
+        folder = Path(
+            await asyncio.to_thread(
+                build_bootstrap_model, folder, device=device, backbone=settings.backbone
+            )
+        )
+    except Exception as exc:
+        raise OperatorError(
+            f"no usable model in MODEL_DIR ({model_dir}) and building the bootstrap model failed:"
+            f" {exc}. Run `sentibot bootstrap` or `sentibot train` to create one."
+        ) from exc
+    return folder, await asyncio.to_thread(load_model, folder, device)
+
+
+async def _register_active(
+    sessionmaker: async_sessionmaker[AsyncSession], folder: Path, classifier: Classifier
+) -> None:
+    from classifier.artifacts import read_metrics
+    from storage import repositories as repo
+
+    card = await asyncio.to_thread(read_metrics, folder)
+    absolute = await asyncio.to_thread(folder.resolve)
+    async with sessionmaker.begin() as session:
+        await repo.register_model_version(
+            session,
+            folder.name,
+            folder=str(absolute),
+            backbone=str(classifier.config.get("backbone", "embedding")),
+            metrics=card.get("metrics"),
+            manifest=card.get("manifest"),
+        )
+        await repo.activate_model_version(session, folder.name)
+    log.info("registered %s as the active model", folder.name)

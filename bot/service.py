@@ -1,0 +1,304 @@
+"""The application layer: what sentibot does, independent of Telegram.
+
+Handlers, the console chat and the CLI all call `SentimentService`. It never imports `telegram`;
+it talks to the classifier through the `Predictor` (micro-batched, off the event loop) and to the
+database through storage's repositories, one unit of work per call
+(`async with sessionmaker.begin()`). Scoring runs *before* the transaction opens, so no write lock
+is held while the model works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from storage import repositories as repo
+from storage.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from classifier.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+WINDOWS: dict[str, timedelta | None] = {
+    "all": None,
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """The person who wrote or labelled something (Telegram user id, or 0 for the console)."""
+
+    id: int
+    username: str | None = None
+    first_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """Where a message was written: Telegram chat id and type (`private`, `group`, …)."""
+
+    id: int
+    type: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    model_version: str
+    message_id: int | None  # messages.id; None when nothing was stored (opted-out author)
+    edited: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.message_id is not None
+
+
+LabelOutcome = Literal["ok", "unchanged", "unknown_label", "not_found", "wrong_chat", "opted_out"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelResult:
+    outcome: LabelOutcome
+    label: str | None = None
+    previous: str | None = None
+    predicted: str | None = None  # the newest prediction, to redraw the scored reply
+    confidence: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("ok", "unchanged")
+
+
+@dataclass(frozen=True, slots=True)
+class MoodReport:
+    window: str
+    counts: dict[str, int]  # label → messages, in the model's label order
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+StatusSection = tuple[str, list[str]]  # (title, lines of HTML-safe text)
+StatusProvider = Callable[["AsyncSession"], Awaitable[StatusSection | None]]
+
+
+@dataclass(slots=True)
+class StatusReport:
+    model_version: str | None
+    backbone: str | None
+    metrics: dict[str, Any] | None
+    messages: int
+    labels: int
+    labelled_messages: int
+    untrained_labels: int
+    sections: list[StatusSection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetResult:
+    messages: int
+    labels: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    rows: int
+    csv: bytes
+
+
+class SentimentService:
+    """Scoring, labels, mood, status, forget and export over one database and one predictor."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], predictor: Predictor):
+        self.sessionmaker = sessionmaker
+        self.predictor = predictor
+        # Extra /status sections (the learning loop adds its own); each gets a read-only session.
+        self.status_providers: list[StatusProvider] = []
+
+    @property
+    def labels(self) -> list[str]:
+        """The active model's label list (what buttons and /label offer)."""
+        return list(self.predictor.classifier.labels)
+
+    # --- scoring ---------------------------------------------------------------------------------
+    async def score_message(
+        self,
+        chat: ChatRef,
+        author: Author | None,
+        text: str,
+        *,
+        telegram_message_id: int | None = None,
+        received_at: datetime | None = None,
+    ) -> ScoreResult:
+        """Score `text`, store message + prediction (unless the author opted out), return both.
+
+        An edit (same chat + Telegram message id) replaces the stored text and adds a prediction.
+        """
+        started = time.perf_counter()
+        (prediction,) = await self.predictor.predict([text])
+        latency_ms = (time.perf_counter() - started) * 1000
+        probs = {k: float(v) for k, v in prediction.probs.items()}
+        async with self.sessionmaker.begin() as session:
+            if author is not None and await repo.is_opted_out(session, author.id):
+                message_id, edited = None, False
+            else:
+                recorded = await repo.record_scored_message(
+                    session,
+                    chat_id=chat.id,
+                    chat_type=chat.type,
+                    chat_title=chat.title,
+                    user_id=None if author is None else author.id,
+                    username=None if author is None else author.username,
+                    first_name=None if author is None else author.first_name,
+                    text=text,
+                    telegram_message_id=telegram_message_id,
+                    model_version=prediction.model_version,
+                    label=prediction.label,
+                    confidence=float(prediction.confidence),
+                    probs=probs,
+                    latency_ms=latency_ms,
+                    received_at=received_at,
+                )
+                message_id, edited = recorded.message_id, recorded.edited
+        return ScoreResult(
+            label=prediction.label,
+            confidence=float(prediction.confidence),
+            probs=probs,
+            model_version=prediction.model_version,
+            message_id=message_id,
+            edited=edited,
+        )
+
+    # --- labels ----------------------------------------------------------------------------------
+    async def record_label(
+        self,
+        message_id: int,
+        author: Author,
+        label: str,
+        *,
+        chat_id: int | None = None,
+        source: str = "inline",
+    ) -> LabelResult:
+        """Record `author`'s label for a stored message (replacing theirs); never raises for
+        stale or forged input: the outcome says what happened.
+
+        `chat_id`, when given, must be the message's chat (a button can't label another chat's
+        message).
+        """
+        if label not in self.labels:
+            return LabelResult("unknown_label")
+        async with self.sessionmaker.begin() as session:
+            if await repo.is_opted_out(session, author.id):
+                return LabelResult("opted_out")
+            message = await repo.get_message(session, message_id)
+            if message is None:
+                return LabelResult("not_found")
+            if chat_id is not None and message.chat_id != chat_id:
+                return LabelResult("wrong_chat")
+            await repo.upsert_user(
+                session, author.id, username=author.username, first_name=author.first_name
+            )
+            try:
+                change = await repo.set_label(
+                    session, message_id, author.id, label, source=source, allowed=self.labels
+                )
+            except NotFoundError:
+                return LabelResult("not_found")
+            prediction = await repo.latest_prediction(session, message_id)
+        return LabelResult(
+            "unchanged" if change.action == "unchanged" else "ok",
+            label=label,
+            previous=change.previous,
+            predicted=None if prediction is None else prediction.label,
+            confidence=None if prediction is None else prediction.confidence,
+        )
+
+    # --- reports ---------------------------------------------------------------------------------
+    async def mood(self, chat_id: int, window: str = "all") -> MoodReport:
+        """Messages per predicted label in one chat, over `all` time, the last `24h` or `7d`."""
+        if window not in WINDOWS:
+            raise ValueError(f"unknown window {window!r}")
+        span = WINDOWS[window]
+        since = None if span is None else datetime.now(UTC) - span
+        async with self.sessionmaker() as session:
+            counts = await repo.mood_counts(session, chat_id, since=since)
+        ordered = {label: int(counts.get(label, 0)) for label in self.labels}
+        for label, count in counts.items():  # labels of older models, if any
+            ordered.setdefault(label, int(count))
+        return MoodReport(window, ordered)
+
+    async def status(self) -> StatusReport:
+        """Active model and its eval metrics, counts, labels not yet trained on, extra sections."""
+        async with self.sessionmaker() as session:
+            active = await repo.get_active_model_version(session)
+            totals = await repo.totals(session)
+            report = StatusReport(
+                model_version=self.predictor.version,
+                backbone=None if active is None else active.backbone,
+                metrics=_eval_metrics(None if active is None else active.metrics),
+                messages=totals.messages,
+                labels=totals.labels,
+                labelled_messages=totals.labelled_messages,
+                untrained_labels=totals.new_labels,
+            )
+            for provider in self.status_providers:
+                section = await provider(session)
+                if section is not None:
+                    report.sections.append(section)
+        return report
+
+    # --- privacy and export ----------------------------------------------------------------------
+    async def forget(self, user_id: int) -> ForgetResult:
+        """Delete everything about this person; keep only their opt-out flag (so nothing of
+        theirs is stored again until they send /start)."""
+        async with self.sessionmaker.begin() as session:
+            result = await repo.forget_user(session, user_id, opt_out=True)
+        log.info("forgot user: %d message(s), %d label(s)", result.messages, result.labels)
+        return ForgetResult(result.messages, result.labels)
+
+    async def opt_in(self, author: Author) -> bool:
+        """Clear the opt-out flag (sent /start again); True if the person had opted out."""
+        async with self.sessionmaker.begin() as session:
+            was_out = await repo.is_opted_out(session, author.id)
+            if was_out:
+                await repo.set_opted_out(session, author.id, False)
+            return was_out
+
+    async def is_opted_out(self, user_id: int) -> bool:
+        async with self.sessionmaker() as session:
+            return await repo.is_opted_out(session, user_id)
+
+    async def export(self) -> ExportResult:
+        """Every labelled message as CSV bytes (`text,label` plus provenance columns)."""
+        with tempfile.TemporaryDirectory(prefix="sentibot-export-") as folder:
+            path = Path(folder) / "labels.csv"
+            async with self.sessionmaker() as session:
+                rows = await repo.export_labels_csv(session, path)
+            data = await asyncio.to_thread(path.read_bytes) if rows else b""
+        return ExportResult(rows, data)
+
+
+def _eval_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The eval part of a stored metrics dict (`{"eval": {...}}` or already flat)."""
+    if not metrics:
+        return None
+    for key in ("eval", "test", "dev"):
+        if isinstance(metrics.get(key), dict):
+            return metrics[key]
+    return metrics

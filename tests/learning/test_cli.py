@@ -1,0 +1,72 @@
+"""`sentibot retrain` from the terminal: same run, recorded as trigger `cli`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.cli import main
+from tests.learning.conftest import TRAIN_OVERRIDES, open_env
+
+
+@pytest.fixture
+def cli_env(tmp_path, tiny_model_dir, tiny_training_data, monkeypatch):
+    """A database with v0001 active; the CLI reads the same settings from the environment."""
+    import bot.learning
+
+    texts, labels = tiny_training_data
+
+    async def setup():
+        env = await open_env(tmp_path, tiny_model_dir, tiny_training_data)
+        await env.predictor.close()
+        await env.engine.dispose()
+        return env
+
+    env = asyncio.run(setup())
+    options = {
+        "base_corpus": lambda: (texts, labels),
+        "eval_slice": lambda: (texts, labels),
+        "train_overrides": TRAIN_OVERRIDES,
+    }
+    monkeypatch.setattr(bot.learning, "DEFAULT_OPTIONS", options)
+    # Only this subcommand: the test must not depend on the other command modules importing.
+    monkeypatch.setattr("bot.cli.COMMAND_MODULES", ("bot.commands.retrain",))
+    for key, value in {
+        "DATA_DIR": env.settings.data_dir,
+        "MODEL_DIR": env.settings.models_path,
+        "DEVICE": "cpu",
+        "PROMOTION_TOLERANCE": "0.2",
+        "PROMOTION_MAX_RECALL_DROP": "0.5",
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return env
+
+
+async def _runs(env):
+    from storage import repositories as repo
+    from storage.db import create_engine, create_sessionmaker
+
+    engine = create_engine(env.settings.db_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            runs = await repo.list_training_runs(session)
+            audit = await repo.list_audit(session, action="retrain")
+            active = await repo.get_active_model_version(session)
+            return runs, audit, active.version
+    finally:
+        await engine.dispose()
+
+
+def test_cli_retrain_skips_without_labels_then_trains_with_force(cli_env, capsys):
+    assert main(["retrain"]) == 0
+    assert "new label" in capsys.readouterr().out
+    assert main(["retrain", "--force"]) == 0
+    captured = capsys.readouterr()
+    assert "Candidate v0002" in captured.out and "macro-F1: candidate" in captured.out
+    assert "epoch" in captured.err  # progress goes to stderr
+    runs, audit, active = asyncio.run(_runs(cli_env))
+    assert [(r.trigger, r.status) for r in runs] == [("cli", "succeeded")]
+    assert audit[0].user_id is None and audit[0].arguments["force"] is True
+    assert active == ("v0002" if runs[0].decision == "promoted" else "v0001")
