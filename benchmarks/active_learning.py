@@ -7,20 +7,24 @@ smallest margin between the current model's two most likely labels first, exactl
 the bot does (bootstrap corpus with weight 1 + the labels so far with weight `USER_LABEL_WEIGHT`,
 the bootstrap model's own training recipe) and evaluates on
 `../shared/data/tweeteval_sentiment/validation.csv`. Random order is the peer, in the same run.
-Printed: both learning curves, and how many labels each order needs to reach random order's
+Random order is averaged over `--random-runs` shuffles (one shuffle is a noisy yardstick).
+Printed: the learning curves, and how many labels each order needs to reach random order's
 final macro-F1. Target: uncertainty order needs ≤ 70% of random order's labels.
 
 Part 2 — does training hurt the bot? The real bot (`bot.app.serve`, as `sentibot run`) runs
 against the fake Bot API server of the tests, with the bootstrap model active; one user sends
 messages one after another and we time each reply (update queued → reply received), first with
-no training, then while `/retrain force` runs (worker process on the full bootstrap corpus).
+no training, then while `/retrain force` runs (worker process on the full bootstrap corpus):
+every reply from the worker's first training step until the run ends counts.
 Printed: p50 / p99 of both, and the p99 ratio. Target: ≤ 2.
 
     python benchmarks/active_learning.py [--rounds 8] [--batch 100] [--pool 20000]
-                                         [--latency-messages 200] [--skip-latency]
+                                         [--random-runs 2] [--latency-messages 200]
+                                         [--skip-latency] [--skip-curves] [--model DIR]
 
-Runtime on 2 shared cores: about 2 × rounds retrains of the bootstrap corpus (a few seconds to
-tens of seconds each) plus one retrain in the latency part. Skips when the data is absent.
+Runtime on 2 shared cores: (1 + random runs) × rounds retrains of the bootstrap corpus (8–25 s
+each: about 4–8 minutes with the defaults) plus one retrain in the latency part (under a minute).
+Skips when the data is absent.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from benchmarks._common import cpu_note, data_file, peak_rss_mib  # noqa: E402
 LABELS = ["negative", "neutral", "positive"]
 TARGET_LABEL_SHARE = 0.70
 TARGET_P99_RATIO = 2.0
+PACE_S = 0.02  # pause between one reply and the next message in the latency part
 
 
 # --- part 1: learning curves ---------------------------------------------------------------------
@@ -73,11 +78,11 @@ def retrain(base, labelled, config, weight: float, prior: float | None, dev):
     return model
 
 
-def curve(order: str, boot, base, pool, evalset, args, config, weight, prior, dev):
+def curve(order: str, boot, base, pool, evalset, args, config, weight, prior, dev, seed=0):
     """macro-F1 on the eval set after 0, 1, …, rounds batches labelled in `order`."""
     from classifier.metrics import evaluate
 
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed + seed)
     remaining = list(range(len(pool[0])))
     rng.shuffle(remaining)
     labelled: list[tuple[str, str]] = []
@@ -135,27 +140,41 @@ def learning_curves(args, boot_dir: Path) -> None:
         f"{len(base[0]):,} rows, user label weight {args.weight:g}, lexicon prior {prior}, "
         f"{args.rounds} rounds × {args.batch}"
     )
-    curves = {
-        order: curve(order, boot, base, pool, evalset, args, config, args.weight, prior, dev)
-        for order in ("uncertainty", "random")
-    }
-    print("\nlearning curves (macro-F1 on TweetEval validation):")
+    run = (boot, base, pool, evalset, args, config, args.weight, prior, dev)
+    curves = {"uncertainty": curve("uncertainty", *run)}
+    # Random order is averaged over several shuffles: one shuffle's curve is too noisy a yardstick.
+    randoms = [curve("random", *run, seed=k) for k in range(args.random_runs)]
+    for k, scores in enumerate(randoms):
+        curves[f"random#{k + 1}"] = scores
+    curves["random"] = [statistics.fmean(col) for col in zip(*randoms, strict=True)]
+    print("\nlearning curves (macro-F1 on TweetEval validation; random = mean of the shuffles):")
     print("labels  " + "  ".join(f"{o:>11}" for o in curves))
     for round_no in range(args.rounds + 1):
         row = "  ".join(f"{curves[o][round_no]:11.4f}" for o in curves)
         print(f"{round_no * args.batch:6d}  {row}")
-    goal = curves["random"][-1]
-    need = {o: labels_needed(s, goal, args.batch) for o, s in curves.items()}
-    print(f"\nlabels needed to reach random order's final macro-F1 ({goal:.4f}):")
+    report_labels_needed(curves["uncertainty"], curves["random"], args)
+
+
+def report_labels_needed(uncertainty: list[float], rand: list[float], args) -> None:
+    goal = rand[-1]
+    budget = args.rounds * args.batch
+    need = {
+        "uncertainty": labels_needed(uncertainty, goal, args.batch),
+        "random": labels_needed(rand, goal, args.batch),
+    }
+    print(f"\nlabels needed to reach random order's final macro-F1 ({goal:.4f} at {budget}):")
     for order, n in need.items():
         print(f"  {order:>11}: {'not reached' if n is None else n}")
-    if need["uncertainty"] is not None and need["random"]:
-        share = need["uncertainty"] / need["random"]
-        verdict = "met" if share <= TARGET_LABEL_SHARE else "NOT met"
-        print(
-            f"uncertainty / random labels: {share:.0%} (target ≤ {TARGET_LABEL_SHARE:.0%}: "
-            f"{verdict})"
-        )
+    if need["uncertainty"] is None or not need["random"]:
+        print(f"uncertainty / random labels: n/a (target ≤ {TARGET_LABEL_SHARE:.0%}: NOT met)")
+        return
+    share = need["uncertainty"] / need["random"]
+    verdict = "met" if share <= TARGET_LABEL_SHARE else "NOT met"
+    print(
+        f"uncertainty / random labels: {share:.0%} of the labels random order needed "
+        f"(target ≤ {TARGET_LABEL_SHARE:.0%}: {verdict}); "
+        f"{need['uncertainty'] / budget:.0%} of random order's {budget} labels"
+    )
 
 
 # --- part 2: reply latency while training -------------------------------------------------------
@@ -208,25 +227,33 @@ async def _reply_latency(fake, chat: dict, user: dict, text: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def _paced(fake, chat, user, texts: list[str], i: int) -> float:
+    latency_ms = await _reply_latency(fake, chat, user, texts[i % len(texts)])
+    await asyncio.sleep(PACE_S)  # a steady stream of users, not a flood
+    return latency_ms
+
+
 async def _measure(args, fake, application, chat, user, texts: list[str]) -> None:
     learning = application.bot_data["runtime"].learning
-    for text in texts[:20]:  # warm-up
-        await _reply_latency(fake, chat, user, text)
-    idle = [await _reply_latency(fake, chat, user, t) for t in texts[: args.latency_messages]]
-    run = asyncio.create_task(learning.retrain("admin", 8001, force=True))
-    for _ in range(6000):  # measure only once the worker process exists
-        if learning.worker_pid is not None or run.done():
+    for i in range(20):  # warm-up
+        await _paced(fake, chat, user, texts, i)
+    idle = [await _paced(fake, chat, user, texts, i) for i in range(args.latency_messages)]
+    seen: list = []
+    run = asyncio.create_task(learning.retrain("admin", 8001, seen.append, force=True))
+    for _ in range(6000):  # measure once the worker has loaded its data and starts training
+        if run.done() or any(p.stage == "training" for p in seen):
             break
         await asyncio.sleep(0.05)
     busy: list[float] = []
     i = 0
-    while not run.done() and len(busy) < args.latency_messages:
-        busy.append(await _reply_latency(fake, chat, user, texts[i % len(texts)]))
+    while not run.done():  # every reply until the run ends
+        busy.append(await _paced(fake, chat, user, texts, i))
         i += 1
     outcome = await run
     print(
-        f"\nreply latency through the fake Bot API ({len(idle)} replies idle, {len(busy)} "
-        f"while training; retrain {outcome.status} in {outcome.seconds:.0f}s):"
+        f"\nreply latency through the fake Bot API, one message every ~{PACE_S * 1000:.0f} ms "
+        f"({len(idle)} replies idle, {len(busy)} while the worker trained; retrain "
+        f"{outcome.status} in {outcome.seconds:.0f}s):"
     )
     for name, values in (("idle", idle), ("training", busy)):
         print(
@@ -254,6 +281,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--pool", type=int, default=20000, help="pool size (0: all 47k)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-runs", type=int, default=2, help="random shuffles to average")
     parser.add_argument(
         "--weight", type=float, default=None, help="user label weight (default: the bot's)"
     )

@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speed-texts", type=int, default=1000, help="texts for the CPU speed test")
     p.add_argument("--batch", type=int, default=128, help="CPU Predictor / raw batch size")
     p.add_argument("--threads", type=int, help="torch threads on the CPU (default: torch's)")
+    p.add_argument(
+        "--speed-only", action="store_true", help="CPU part: skip quality (quick 300-row model)"
+    )
     p.add_argument("--no-full-embedding", action="store_true", help="skip the full-set reference")
     p.add_argument("--gpu-device", default="cuda", help="device of the GPU part (default: cuda)")
     p.add_argument("--gpu-epochs", type=int, default=3, help="finetune epochs on the GPU")
@@ -221,33 +224,44 @@ def save_and_reload(result, device: str):
 def cpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     import torch
 
-    from classifier.training import TrainConfig
-
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(f"CPU part — {cpu_note()}")
+    fig["cpu"] = {"note": cpu_note(), "bert_path": str(bert_path(args))}
+    if args.speed_only:
+        frozen = _quick_frozen(args, data)
+    else:
+        frozen = cpu_quality(args, data, fig["cpu"])
+    cpu_speed(args, frozen, data[2], fig["cpu"])
+
+
+def _quick_frozen(args: argparse.Namespace, data):
+    """A frozen model trained on 300 rows: enough to time serving (`--speed-only`)."""
+    from classifier.training import TrainConfig, train
+
+    texts, labels = subsample(data[0], data[1], 300)
+    config = TrainConfig(backbone="bert", bert_mode="frozen", bert_path=str(bert_path(args)))
+    return train(texts, labels, LABELS, config, progress=False)
+
+
+def cpu_quality(args: argparse.Namespace, data, cpu: dict):
+    """Embedding vs BERT frozen on the same random subsample; returns the frozen TrainResult."""
+    from classifier.training import TrainConfig
+
     train_texts, train_labels, eval_texts, eval_labels = data
     folder = bert_path(args)
     sub = subsample(train_texts, train_labels, args.train_rows)
     evaluation = (eval_texts, eval_labels)
-    print(f"CPU part — {cpu_note()}")
     print(
         f"quality: train on {len(sub[0])} random SemEval rows (seed 0), "
         "eval on TweetEval validation"
     )
-    fig["cpu"] = {"note": cpu_note(), "train_rows": len(sub[0]), "bert_path": str(folder)}
-    cpu = fig["cpu"]
-    emb = train_eval("embedding (same rows)", TrainConfig(), sub, evaluation, cpu, "embedding_sub")
-    del emb
+    cpu["train_rows"] = len(sub[0])
+    train_eval("embedding (same rows)", TrainConfig(), sub, evaluation, cpu, "embedding_sub")
     if not args.no_full_embedding:
         full = (train_texts, train_labels)
-        train_eval(
-            "embedding (full train, reference)",
-            TrainConfig(),
-            full,
-            evaluation,
-            cpu,
-            "embedding_full",
-        )
+        name = "embedding (full train, reference)"
+        train_eval(name, TrainConfig(), full, evaluation, cpu, "embedding_full")
     frozen_cfg = TrainConfig(
         backbone="bert", bert_mode="frozen", bert_path=str(folder), device="cpu"
     )
@@ -258,7 +272,12 @@ def cpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     cpu["frozen_gain"] = round(gain, 4)
     verdict = "met" if gain >= 0.03 else "NOT met"
     print(f"  frozen − embedding = {gain:+.3f} macro-F1 (target ≥ +0.03: {verdict})")
+    return frozen
 
+
+def cpu_speed(args: argparse.Namespace, frozen, eval_texts: list[str], cpu: dict) -> None:
+    """Predictor vs the raw AutoModel loop, and single requests, for a reloaded frozen model."""
+    folder = bert_path(args)
     texts = (eval_texts * (1 + args.speed_texts // max(len(eval_texts), 1)))[: args.speed_texts]
     classifier = save_and_reload(frozen, "cpu")
     print(f"speed: {len(texts)} TweetEval texts, frozen model reloaded from its folder")

@@ -8,9 +8,10 @@ retired on replacement) and `audit_log` (admin retrains and rollbacks).
 
 How a retrain works (docs/learning.md has the long version):
 
-1. Data: the bootstrap corpus (weight 1) plus every resolved label's `train` split (weight
-   `USER_LABEL_WEIGHT`). Evaluation: the fixed `eval` split of resolved labels, plus a fixed slice
-   of the bootstrap corpus while fewer than `EVAL_MIN_USER_ROWS` user labels are in it.
+1. Data: the bootstrap corpus (its own row weights, about 1 each) plus every resolved label's
+   `train` split (weight `USER_LABEL_WEIGHT`). Evaluation: the fixed `eval` split of resolved
+   labels, plus a fixed slice of the bootstrap corpus while fewer than `EVAL_MIN_USER_ROWS` user
+   labels are in it.
 2. `python -m bot.training_worker SPEC` trains the candidate (same backbone and settings as the
    active model), scores candidate and active model on the same eval rows, and writes the
    candidate folder atomically. Its epochs arrive as progress events.
@@ -27,8 +28,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,8 +49,8 @@ log = logging.getLogger(__name__)
 
 # A resolved label from the product's own people counts this many times in the training loss
 # (a bootstrap corpus row averages 1): 100 user labels weigh like 2,000 corpus tweets, about 5%
-# of the corpus. Their labels are in-domain, the corpus is not; benchmarks/active_learning.py
-# measured +0.07 macro-F1 after the first 100 labels with 20 against +0.01 with 5.
+# of the corpus. Their labels are in-domain, the corpus is not (docs/learning.md);
+# `benchmarks/active_learning.py --weight W` measures other choices.
 USER_LABEL_WEIGHT = 20.0
 # While the eval split holds fewer user labels than this, a fixed bootstrap slice is added to it,
 # so the gate does not decide on a handful of examples.
@@ -59,9 +58,7 @@ EVAL_MIN_USER_ROWS = 200
 # After a promotion or rollback, unlabelled messages are re-scored by the new model (up to this
 # many, newest first) so the /label queue keeps its uncertainty order.
 RESCORE_LIMIT = 5000
-
-# `python -m bot.training_worker` must find the packages even when sentibot is not installed.
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RESCORE_CHUNK = 200
 
 IN_PROGRESS = "a training run is already in progress"
 
@@ -836,70 +833,25 @@ class LearningService:
     async def _spawn(
         self, spec_path: Path, log_path: Path, version: str, on_progress: ProgressCallback | None
     ) -> dict[str, Any]:
+        from bot.training_worker import WorkerFailed, run_worker
+
         if self._closing:
             raise LearningError("the bot is shutting down")
-        path = os.pathsep.join([str(_PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])
-        env = {**os.environ, "PYTHONPATH": path}
-        log_file = await asyncio.to_thread(open, log_path, "wb")
-        with log_file:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.training_worker",
-                str(spec_path),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log_file,
-                env=env,
-            )
-            self._proc = proc
-            try:
-                done, error = await self._read_events(proc, version, on_progress)
-                code = await proc.wait()
-            except BaseException:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-                raise
-            finally:
-                self._proc = None
-        if code == 0 and done is not None:
-            return done
-        if self._closing:
-            raise LearningError("interrupted: the bot stopped during training")
-        raise LearningError(error or _exit_reason(code, log_path))
 
-    async def _read_events(self, proc, version: str, on_progress: ProgressCallback | None):
-        done, error = None, None
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            kind = event.get("event")
-            if kind == "start":
-                await self._emit(
-                    on_progress, Progress("training", version, train_rows=event.get("train_rows"))
-                )
-            elif kind == "epoch":
-                await self._emit(
-                    on_progress,
-                    Progress(
-                        "training",
-                        version,
-                        event["epoch"],
-                        event["epochs"],
-                        event.get("dev_macro_f1"),
-                    ),
-                )
-            elif kind == "evaluating":
-                await self._emit(on_progress, Progress("evaluating", version))
-            elif kind == "done":
-                done = event
-            elif kind == "error":
-                error = event.get("error")
-        return done, error
+        async def on_event(event: dict[str, Any]) -> None:
+            progress = _progress_of(event, version)
+            if progress is not None:
+                await self._emit(on_progress, progress)
+
+        def track(proc: asyncio.subprocess.Process | None) -> None:
+            self._proc = proc
+
+        try:
+            return await run_worker(spec_path, log_path, on_event, track)
+        except WorkerFailed as exc:
+            if self._closing:
+                raise LearningError("interrupted: the bot stopped during training") from None
+            raise LearningError(str(exc)) from None
 
     # --- decision and swap --------------------------------------------------------------------
     async def _decide(
@@ -1101,16 +1053,19 @@ class LearningService:
         if not rows:
             return 0
         predictions = await self.predictor.predict([text for _, text in rows])
-        async with self.sessionmaker.begin() as session:
-            for (message_id, _), pred in zip(rows, predictions, strict=True):
-                await repo.add_prediction(
-                    session,
-                    message_id,
-                    model_version=pred.model_version,
-                    label=pred.label,
-                    confidence=pred.confidence,
-                    probs=pred.probs,
-                )
+        scored = list(zip(rows, predictions, strict=True))
+        # Small units of work: the bot's own writes wait for the database lock in between.
+        for start in range(0, len(scored), RESCORE_CHUNK):
+            async with self.sessionmaker.begin() as session:
+                for (message_id, _), pred in scored[start : start + RESCORE_CHUNK]:
+                    await repo.add_prediction(
+                        session,
+                        message_id,
+                        model_version=pred.model_version,
+                        label=pred.label,
+                        confidence=pred.confidence,
+                        probs=pred.probs,
+                    )
         return len(rows)
 
 
@@ -1239,18 +1194,17 @@ async def _fail_dead_run(session: AsyncSession) -> int:
     return 1
 
 
-def _exit_reason(code: int | None, log_path: Path) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the training worker was killed ({name})"
-    tail = ""
-    with contextlib.suppress(OSError):
-        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        tail = lines[-1] if lines else ""
-    return f"the training worker exited with code {code}" + (f": {tail}" if tail else "")
+def _progress_of(event: dict[str, Any], version: str) -> Progress | None:
+    """A worker event as a `Progress` step (None for events the admin needn't see)."""
+    kind = event.get("event")
+    if kind == "start":
+        return Progress("training", version, train_rows=event.get("train_rows"))
+    if kind == "epoch":
+        epoch, epochs = event["epoch"], event["epochs"]
+        return Progress("training", version, epoch, epochs, event.get("dev_macro_f1"))
+    if kind == "evaluating":
+        return Progress("evaluating", version)
+    return None
 
 
 def _cleanup(workdir: Path, *, keep_log: bool) -> None:

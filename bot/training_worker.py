@@ -23,10 +23,14 @@ Protocol (the parent is `bot.learning.LearningService`):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -183,6 +187,87 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     return {"path": str(path), "candidate": cand_report, "active": active_report}
 
 
+# --- the parent's side ----------------------------------------------------------------------------
+# `python -m bot.training_worker` must find the packages even when sentibot is not installed.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerFailed(Exception):
+    """The worker ended without a `done` event; the message says why in one line."""
+
+
+async def run_worker(
+    spec_path: Path,
+    log_path: Path,
+    on_event: Callable[[dict[str, Any]], Awaitable[None]],
+    on_start: Callable[[asyncio.subprocess.Process | None], None],
+) -> dict[str, Any]:
+    """Start the worker on `spec_path`, pass each progress event to `on_event`, return the
+    `done` event. Its stderr goes to `log_path`. `on_start(proc)` gets the process (and None
+    when it has ended), so the caller can kill it. Cancelling this coroutine kills the worker.
+    Raises `WorkerFailed` with the worker's error, its exit code or the signal that killed it.
+    """
+    path = os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])
+    log_file = await asyncio.to_thread(open, log_path, "wb")
+    with log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.training_worker",
+            str(spec_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        on_start(proc)
+        try:
+            done, error = await _read_events(proc, on_event)
+            code = await proc.wait()
+        except BaseException:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            raise
+        finally:
+            on_start(None)
+    if code == 0 and done is not None:
+        return done
+    raise WorkerFailed(error or _exit_reason(code, log_path))
+
+
+async def _read_events(proc, on_event) -> tuple[dict[str, Any] | None, str | None]:
+    done, error = None, None
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        try:
+            event = json.loads(raw)
+        except ValueError:  # not ours: ignore
+            continue
+        if event.get("event") == "done":
+            done = event
+        elif event.get("event") == "error":
+            error = event.get("error")
+        else:
+            await on_event(event)
+    return done, error
+
+
+def _exit_reason(code: int | None, log_path: Path) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the training worker was killed ({name})"
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        tail = lines[-1] if lines else ""
+    return f"the training worker exited with code {code}" + (f": {tail}" if tail else "")
+
+
+# --- the worker's entry point ---------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     events = _claim_stdout()

@@ -187,7 +187,7 @@ def apply_lexicon_prior(
     if "positive" not in labels or "negative" not in labels:
         return 0
     vocab = getattr(classifier.text_encoder, "vocab", None)
-    if vocab is None:  # e.g. the BERT backbone: no per-word rows to bias
+    if classifier.backbone != "embedding" or vocab is None:  # BERT: no per-word rows to bias
         return 0
     weight = classifier.module.head.linear.weight.detach().float().cpu()  # [L, D]
     target = torch.full((len(labels),), -float(neutral_shift))

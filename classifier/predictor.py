@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +63,14 @@ class Predictor:
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._default_threads = _torch_threads()
+
+    @classmethod
+    def from_folder(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> Predictor:
+        """Load a model folder onto `device`; the folder name is the version (`v0003`)."""
+        from classifier.artifacts import load_model
+
+        folder = Path(path)
+        return cls(load_model(folder, device=device), folder.name, **kwargs)
 
     # --- model ------------------------------------------------------------------------------
     @property

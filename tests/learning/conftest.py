@@ -4,6 +4,7 @@ bootstrap corpus: too slow for tests)."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from dataclasses import dataclass
@@ -98,12 +99,13 @@ async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **k
     engine = create_engine(settings.db_url)
     sessionmaker = create_sessionmaker(engine)
     card = read_metrics(folder)
+    backbone = json.loads((folder / "config.json").read_text())["backbone"]
     async with sessionmaker.begin() as session:
         await repo.register_model_version(
             session,
             "v0001",
             folder=str(folder),
-            backbone="embedding",
+            backbone=backbone,
             metrics={"eval": card["metrics"]},
             manifest=card["manifest"],
         )

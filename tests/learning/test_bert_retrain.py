@@ -1,0 +1,48 @@
+"""A retrain keeps the active model's backbone: a frozen-BERT model is retrained as frozen BERT
+on the same encoder (a tiny random BERT folder: no download)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.learning.conftest import open_env
+
+pytest.importorskip("transformers")
+
+
+@pytest.mark.slow
+async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tiny_training_data):
+    from classifier import bert
+    from classifier.artifacts import save_model
+    from classifier.training import TrainConfig, train
+
+    texts, labels = tiny_training_data
+    words = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())})
+    encoder = bert.write_tiny_bert(tmp_path / "tiny-bert", words=words)
+    config = TrainConfig(backbone="bert", bert_path=str(encoder), bert_mode="frozen", epochs=2)
+    result = train(texts, labels, ["negative", "neutral", "positive"], config, progress=False)
+    active = save_model(
+        result.classifier,
+        tmp_path / "seed" / "v0001",
+        metrics=result.dev_report.to_dict(),
+        manifest=result.manifest,
+    )
+    env = await open_env(tmp_path / "env", active, tiny_training_data, promotion_tolerance=1.0)
+    env.learning.train_overrides = {"epochs": 2, "patience": 2}
+    try:
+        outcome = await env.learning.retrain("admin", 1, force=True)
+        assert outcome.status in ("promoted", "rejected"), outcome.summary_lines()
+        folder = env.settings.models_path / outcome.candidate_version
+        config = json.loads((folder / "config.json").read_text())
+        assert config["backbone"] == "bert" and config["args"]["mode"] == "frozen"
+        assert config["args"]["encoder_source"] == str(encoder.resolve())
+        assert "lexicon_prior" not in json.loads((folder / "metrics.json").read_text())
+        models = await env.learning.list_models()
+        assert models[0].backbone == "bert"
+    finally:
+        await env.learning.close()
+        await env.predictor.close()
+        await env.engine.dispose()
