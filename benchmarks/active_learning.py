@@ -61,11 +61,11 @@ def margins(classifier, texts: list[str]):
     return top2[:, 1] - top2[:, 0]
 
 
-def retrain(base, labelled, config, weight: float, prior: float | None, dev):
+def retrain(base, labelled, config, weight: float, post: bool, dev):
     """What a bot retrain does: the bootstrap corpus (its own row weights) + the labels (weight
-    `weight`), early stopping on the bootstrap dev slice, then the lexicon prior when the
-    bootstrap model had one."""
-    from bot.training_worker import _apply_prior
+    `weight`), early stopping on the bootstrap dev slice, then the bootstrap recipe's
+    after-training steps when the bootstrap model had them."""
+    from bot.training_worker import _postprocess
     from classifier.training import train
 
     texts, labels, weights = base
@@ -74,11 +74,12 @@ def retrain(base, labelled, config, weight: float, prior: float | None, dev):
     weights = list(weights or [1.0] * len(base[0])) + [weight] * len(labelled)
     result = train(texts, labels, LABELS, config, weights=weights, dev=dev, progress=False)
     model = result.classifier
-    _apply_prior(model, prior)
+    if post:
+        _postprocess(model, dev)
     return model
 
 
-def curve(order: str, boot, base, pool, evalset, args, config, weight, prior, dev, seed=0):
+def curve(order: str, boot, base, pool, evalset, args, config, weight, post, dev, seed=0):
     """macro-F1 on the eval set after 0, 1, …, rounds batches labelled in `order`."""
     from classifier.metrics import evaluate
 
@@ -98,7 +99,7 @@ def curve(order: str, boot, base, pool, evalset, args, config, weight, prior, de
         remaining = [i for i in remaining if i not in picked]
         labelled += [(pool[0][i], pool[1][i]) for i in sorted(picked)]
         started = time.perf_counter()
-        model = retrain(base, labelled, config, weight, prior, dev)
+        model = retrain(base, labelled, config, weight, post, dev)
         scores.append(evaluate(model, *evalset).macro_f1)
         print(
             f"  {order:>11} round {round_no}: {len(labelled):5d} labels → macro-F1 "
@@ -117,7 +118,7 @@ def labels_needed(scores: list[float], goal: float, batch: int) -> int | None:
 
 
 def learning_curves(args, boot_dir: Path) -> None:
-    from bot.learning import _lexicon_prior, _unpack, default_base_corpus, default_dev_slice
+    from bot.learning import _postprocessed, _unpack, default_base_corpus, default_dev_slice
     from classifier.artifacts import load_model, read_metrics
     from classifier.data import read_labelled_csv
     from classifier.training import TrainConfig
@@ -130,17 +131,17 @@ def learning_curves(args, boot_dir: Path) -> None:
     base = _unpack(default_base_corpus())
     dev = _unpack(default_dev_slice())[:2]
     card = read_metrics(boot_dir)
-    prior = _lexicon_prior(card)
+    post = _postprocessed(card)
     recipe = (card.get("manifest") or {}).get("train_config") or {}
     known = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in recipe.items() if k in known and k != "device"})
     boot = load_model(boot_dir)
     print(
         f"pool {len(pool[0]):,} tweets, eval {len(evalset[0]):,}, bootstrap corpus "
-        f"{len(base[0]):,} rows, user label weight {args.weight:g}, lexicon prior {prior}, "
+        f"{len(base[0]):,} rows, user label weight {args.weight:g}, postprocess {post}, "
         f"{args.rounds} rounds × {args.batch}"
     )
-    run = (boot, base, pool, evalset, args, config, args.weight, prior, dev)
+    run = (boot, base, pool, evalset, args, config, args.weight, post, dev)
     curves = {"uncertainty": curve("uncertainty", *run)}
     # Random order is averaged over several shuffles: one shuffle's curve is too noisy a yardstick.
     randoms = [curve("random", *run, seed=k) for k in range(args.random_runs)]

@@ -76,7 +76,7 @@ def main() -> int:
     val_path = data_file("tweeteval_sentiment", "validation.csv")
 
     from classifier.artifacts import load_model, read_metrics
-    from classifier.bootstrap import build_bootstrap_model
+    from classifier.bootstrap import TRAIN_DEFAULTS, build_bootstrap_model
     from classifier.data import read_labelled_csv
 
     print(cpu_note())
@@ -89,6 +89,11 @@ def main() -> int:
     print(
         f"bootstrap build: {times['build']:.1f} s wall (training {card['train_seconds']} s, "
         f"{card['epochs_run']} epochs, best {card['best_epoch']}); target ≤ ~60 s on 2 cores"
+    )
+    scope = TRAIN_DEFAULTS.get("negation_scope", 0)
+    print(
+        f"recipe v{card['recipe']['recipe_version']}: lexicon prior strength "
+        f"{card['lexicon_prior_strength']}, negation scope {scope}"
     )
     texts, gold = read_labelled_csv(val_path)
     compare("TweetEval sentiment validation", classifier, texts, gold)

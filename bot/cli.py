@@ -56,6 +56,18 @@ def _load_settings():  # -> Settings
         raise CliError(f"bad setting {setting}: {first['msg']}") from None
 
 
+# Libraries that log every migration step or HTTP request at INFO; their INFO lines drown
+# sentibot's own. LOG_LEVEL=DEBUG shows them again.
+_CHATTY_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        for name in _CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,10 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = _user_facing_errors()
     try:
         settings = _load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        _configure_logging(settings.log_level)
         return int(args.handler(args, settings) or 0)
     except errors as exc:
         print(f"sentibot: error: {exc}", file=sys.stderr)

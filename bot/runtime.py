@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.service import SentimentService
     from classifier.model import Classifier
     from classifier.predictor import Predictor
+    from storage.recorder import ScoredMessageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Runtime:
     service: SentimentService
     device: str
     learning: Any = None  # bot.learning.LearningService, attached by the learning loop
+    recorder: ScoredMessageRecorder | None = None  # group commit for scored messages
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
@@ -50,6 +52,7 @@ class Runtime:
         from classifier.device import resolve_device
         from classifier.predictor import Predictor
         from storage.db import create_engine, create_sessionmaker, upgrade_database
+        from storage.recorder import ScoredMessageRecorder
 
         await upgrade_database(settings.db_url)
         engine = create_engine(settings.db_url)
@@ -68,11 +71,13 @@ class Runtime:
             await engine.dispose()
             raise
         log.info("model %s loaded on %s", version, device)
-        service = SentimentService(sessionmaker, predictor)
-        return cls(settings, engine, sessionmaker, predictor, service, device)
+        recorder = ScoredMessageRecorder(sessionmaker, skip_opted_out=True)
+        service = SentimentService(sessionmaker, predictor, recorder)
+        return cls(settings, engine, sessionmaker, predictor, service, device, recorder=recorder)
 
     async def close(self) -> None:
-        """Stop extensions, the predictor, then the database engine (each even if one fails)."""
+        """Stop extensions, the predictor, the recorder (writing what it holds), then the
+        database engine (each even if one fails)."""
         for callback in reversed(self.on_close):
             try:
                 await callback()
@@ -81,7 +86,11 @@ class Runtime:
         try:
             await self.predictor.close()
         finally:
-            await self.engine.dispose()
+            try:
+                if self.recorder is not None:
+                    await self.recorder.close()
+            finally:
+                await self.engine.dispose()
 
 
 async def _active_model(

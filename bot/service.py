@@ -3,8 +3,9 @@
 Handlers, the console chat and the CLI all call `SentimentService`. It never imports `telegram`;
 it talks to the classifier through the `Predictor` (micro-batched, off the event loop) and to the
 database through storage's repositories, one unit of work per call
-(`async with sessionmaker.begin()`). Scoring runs *before* the transaction opens, so no write lock
-is held while the model works.
+(`async with sessionmaker.begin()`; scored messages go through storage's group-commit
+`ScoredMessageRecorder` when the runtime gives one). Scoring runs *before* the transaction
+opens, so no write lock is held while the model works.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from classifier.predictor import Predictor
+    from storage.recorder import ScoredMessageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +127,18 @@ class ExportResult:
 class SentimentService:
     """Scoring, labels, mood, status, forget and export over one database and one predictor."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], predictor: Predictor):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        predictor: Predictor,
+        recorder: ScoredMessageRecorder | None = None,
+    ):
         self.sessionmaker = sessionmaker
         self.predictor = predictor
+        # Group commit for scored messages (storage.recorder); None = one unit of work each.
+        if recorder is not None and not recorder.skip_opted_out:
+            raise ValueError("the service's recorder must skip opted-out authors")
+        self.recorder = recorder
         # Extra /status sections (the learning loop adds its own); each gets a read-only session.
         self.status_providers: list[StatusProvider] = []
 
@@ -154,28 +165,31 @@ class SentimentService:
         (prediction,) = await self.predictor.predict([text])
         latency_ms = (time.perf_counter() - started) * 1000
         probs = {k: float(v) for k, v in prediction.probs.items()}
-        async with self.sessionmaker.begin() as session:
-            if author is not None and await repo.is_opted_out(session, author.id):
-                message_id, edited = None, False
-            else:
-                recorded = await repo.record_scored_message(
-                    session,
-                    chat_id=chat.id,
-                    chat_type=chat.type,
-                    chat_title=chat.title,
-                    user_id=None if author is None else author.id,
-                    username=None if author is None else author.username,
-                    first_name=None if author is None else author.first_name,
-                    text=text,
-                    telegram_message_id=telegram_message_id,
-                    model_version=prediction.model_version,
-                    label=prediction.label,
-                    confidence=float(prediction.confidence),
-                    probs=probs,
-                    latency_ms=latency_ms,
-                    received_at=received_at,
-                )
-                message_id, edited = recorded.message_id, recorded.edited
+        fields = dict(
+            chat_id=chat.id,
+            chat_type=chat.type,
+            chat_title=chat.title,
+            user_id=None if author is None else author.id,
+            username=None if author is None else author.username,
+            first_name=None if author is None else author.first_name,
+            text=text,
+            telegram_message_id=telegram_message_id,
+            model_version=prediction.model_version,
+            label=prediction.label,
+            confidence=float(prediction.confidence),
+            probs=probs,
+            latency_ms=latency_ms,
+            received_at=received_at,
+        )
+        if self.recorder is not None:  # shares a transaction with concurrent messages
+            recorded = await self.recorder.record(**fields)  # None: the author opted out
+        else:
+            async with self.sessionmaker.begin() as session:
+                recorded = None
+                if author is None or not await repo.is_opted_out(session, author.id):
+                    recorded = await repo.record_scored_message(session, **fields)
+        message_id = None if recorded is None else recorded.message_id
+        edited = recorded is not None and recorded.edited
         return ScoreResult(
             label=prediction.label,
             confidence=float(prediction.confidence),

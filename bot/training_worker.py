@@ -51,7 +51,9 @@ class WorkerSpec:
     card: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     threads: int = 1
-    lexicon_prior: float | None = None  # strength of the VADER prior (embedding backbone)
+    # Run `classifier.bootstrap.postprocess` after training (lexicon prior, temperature, label
+    # prior), as the bootstrap build does: set when the active model had it.
+    postprocess: bool = False
     dev_file: str | None = None  # explicit early-stopping rows; None: carved from train rows
     nice: int = 10
     format: int = SPEC_FORMAT
@@ -123,54 +125,25 @@ def _build_config(spec: WorkerSpec):  # -> TrainConfig
     return TrainConfig(**values)
 
 
-def _apply_prior(classifier, strength: float | None) -> int:
-    """Write the lexicon's valences into the embedding rows, as the bootstrap build does."""
-    if not strength:
-        return 0
-    from classifier.lexicon import apply_lexicon_prior, load_lexicon
+def _postprocess(classifier, dev) -> dict[str, Any]:
+    """The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior)."""
+    from classifier.bootstrap import postprocess
 
-    return apply_lexicon_prior(classifier, load_lexicon(), strength=strength)
+    return postprocess(classifier, dev)
 
 
 def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     """Train, evaluate candidate and active model on the eval rows, save the candidate."""
-    from classifier.artifacts import load_model, save_model
-    from classifier.metrics import evaluate
-    from classifier.training import train
+    from classifier.artifacts import save_model
 
     train_rows, eval_rows = read_rows(spec.train_file), read_rows(spec.eval_file)
     events.emit("start", train_rows=len(train_rows), eval_rows=len(eval_rows))
-    texts = [r["text"] for r in train_rows]
-    labels = [r["label"] for r in train_rows]
-    weights = [float(r.get("weight", 1.0)) for r in train_rows]
-
-    def on_epoch(epoch: int, epochs: int, dev_macro_f1: float | None) -> None:
-        events.emit("epoch", epoch=epoch, epochs=epochs, dev_macro_f1=dev_macro_f1)
-
-    dev = None
-    if spec.dev_file:
-        dev_rows = read_rows(spec.dev_file)
-        dev = ([r["text"] for r in dev_rows], [r["label"] for r in dev_rows])
-    result = train(
-        texts,
-        labels,
-        spec.labels,
-        _build_config(spec),
-        weights=weights,
-        dev=dev,
-        on_epoch=on_epoch,
-        progress=False,
-    )
+    dev = _read_dev(spec)
+    result = _train(spec, events, train_rows, dev)
     events.emit("evaluating", epochs_run=result.epochs_run)
     candidate = result.classifier
-    prior_rows = _apply_prior(candidate, spec.lexicon_prior)
-    eval_texts = [r["text"] for r in eval_rows]
-    eval_gold = [r["label"] for r in eval_rows]
-    cand_report = evaluate(candidate, eval_texts, eval_gold).to_dict()
-    active_report = None
-    if spec.active_model:
-        active = load_model(spec.active_model, device=spec.device)
-        active_report = evaluate(active, eval_texts, eval_gold).to_dict()
+    post = _postprocess(candidate, dev) if spec.postprocess else None
+    cand_report, active_report = _score(spec, candidate, eval_rows)
     metrics = {
         "eval": cand_report,
         "active_eval": active_report,
@@ -179,12 +152,56 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     }
     manifest = {**dict(result.manifest or {}), **dict(spec.card.get("manifest") or {})}
     extra = {k: v for k, v in spec.card.items() if k != "manifest"}
-    if spec.lexicon_prior:
-        extra["lexicon_prior"] = {"strength": spec.lexicon_prior, "rows": prior_rows}
+    if post is not None:
+        extra["postprocess"] = post
     path = save_model(
         candidate, Path(spec.out_dir), metrics=metrics, manifest=manifest, extra=extra
     )
     return {"path": str(path), "candidate": cand_report, "active": active_report}
+
+
+def _read_dev(spec: WorkerSpec) -> tuple[list[str], list[str]] | None:
+    """The explicit early-stopping rows as (texts, labels); None: `train` carves its own."""
+    if not spec.dev_file:
+        return None
+    dev_rows = read_rows(spec.dev_file)
+    return [r["text"] for r in dev_rows], [r["label"] for r in dev_rows]
+
+
+def _train(spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], dev):
+    """Train the candidate on the weighted rows, one `epoch` event per epoch (-> TrainResult)."""
+    from classifier.training import train
+
+    def on_epoch(epoch: int, epochs: int, dev_macro_f1: float | None) -> None:
+        events.emit("epoch", epoch=epoch, epochs=epochs, dev_macro_f1=dev_macro_f1)
+
+    return train(
+        [r["text"] for r in train_rows],
+        [r["label"] for r in train_rows],
+        spec.labels,
+        _build_config(spec),
+        weights=[float(r.get("weight", 1.0)) for r in train_rows],
+        dev=dev,
+        on_epoch=on_epoch,
+        progress=False,
+    )
+
+
+def _score(
+    spec: WorkerSpec, candidate, eval_rows: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Eval reports of the candidate and of the active model (if any) on the same rows."""
+    from classifier.artifacts import load_model
+    from classifier.metrics import evaluate
+
+    eval_texts = [r["text"] for r in eval_rows]
+    eval_gold = [r["label"] for r in eval_rows]
+    cand_report = evaluate(candidate, eval_texts, eval_gold).to_dict()
+    active_report = None
+    if spec.active_model:
+        active = load_model(spec.active_model, device=spec.device)
+        active_report = evaluate(active, eval_texts, eval_gold).to_dict()
+    return cand_report, active_report
 
 
 # --- the parent's side ----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import the package.
 it adds to each lexicon word's embedding row a vector whose effect through the (fixed) linear head
 is "+valence toward positive (or negative), away from the other class". With mean pooling this is
 close to VADER's rule (a text's sentiment is the sum of its words' valences, normalised by length)
-layered on top of what the corpus taught. Negation ("not good") is handled the same way on the
-hashed-bigram rows, as VADER does by flipping and damping the negated word's valence.
+layered on top of what the corpus taught. Negation ("not good"): when the model's tokenizer marks
+negation scopes (`negation_scope`, see `classifier.tokenizer`), the `not_<word>` rows get the
+word's valence flipped and damped by VADER's factor (-0.74), as VADER does for a negated word.
 """
 
 from __future__ import annotations
@@ -162,6 +163,26 @@ def lexicon_examples(lexicon: Lexicon, min_abs: float = 0.5) -> tuple[list[str],
     return texts, labels
 
 
+def negated_lexicon_examples(lexicon: Lexicon, min_abs: float = 0.5) -> tuple[list[str], list[str]]:
+    """Two-word texts "not <word>" for every clearly polar lexicon word, labelled by the negated
+    sign (VADER: a negated word keeps -0.74 of its valence).
+
+    With negation marking they put every `not_<word>` token into the vocabulary, so the prior
+    can reach it (`apply_lexicon_prior`); emoji and emoticons are never marked, so not listed.
+    """
+    from classifier.tokenizer import NEG_PREFIX, tokenize
+
+    texts, labels = [], []
+    for token, value in sorted(lexicon.valence.items()):
+        if abs(value) < min_abs or not token.isalpha():
+            continue
+        text = f"not {token}"
+        if tokenize(text, negation_scope=1) == ["not", NEG_PREFIX + token]:
+            texts.append(text)
+            labels.append("negative" if value > 0 else "positive")
+    return texts, labels
+
+
 def apply_lexicon_prior(
     classifier,  # classifier.model.Classifier with the embedding backbone
     lexicon: Lexicon,
@@ -175,7 +196,9 @@ def apply_lexicon_prior(
 
     The direction `d` solves `W d = t` (W: the head's weight, t: +1 for the valence's class, -1
     for the opposite one, `-neutral_shift` for neutral), so one unit of valence moves the logits
-    by exactly t whatever the head learned. `strength` scales valence → embedding. With
+    by exactly t whatever the head learned. `strength` scales valence → embedding. When the
+    vocabulary marks negation scopes, each `not_<word>` row it has gets `NEGATION_SCALAR` times
+    the word's valence ("not good" then leans negative, "not bad" positive). With
     `negation`, the hashed bigram "not w" gets `(NEGATION_SCALAR - 1) * valence(w)` so that
     "not w" sums to -0.74 × w's valence. Off by default: thousands of such bigrams land in
     buckets shared (by hashing) with common bigrams, and on SemEval tweets it cost 2-8 points of
@@ -200,6 +223,14 @@ def apply_lexicon_prior(
         if row is not None:
             rows.append(row)
             deltas.append(value)
+    if getattr(vocab, "negation_scope", 0):
+        from classifier.tokenizer import NEG_PREFIX
+
+        for token, value in lexicon.valence.items():
+            row = vocab.index.get(NEG_PREFIX + token)
+            if row is not None:
+                rows.append(row)
+                deltas.append(NEGATION_SCALAR * value)
     if negation and vocab.bigram_buckets:
         from classifier.tokenizer import bigram_bucket
 

@@ -213,12 +213,14 @@ class EmbeddingBackbone(Backbone):
     inference_threads = 1
 
     def fit_text_encoder(self, texts: Sequence[str], config: TrainConfig) -> WordTextEncoder:
-        tokens = {text: tokenize(text) for text in texts}
+        scope = config.negation_scope
+        tokens = {text: tokenize(text, negation_scope=scope) for text in texts}
         vocab = Vocab.build_from_tokens(
             (tokens[text] for text in texts),
             min_freq=config.min_freq,
             max_size=config.max_vocab,
             bigram_buckets=config.bigram_buckets,
+            negation_scope=scope,
         )
         return WordTextEncoder(vocab, fitted_tokens=tokens)
 

@@ -58,6 +58,9 @@ class TrainConfig:
     # TweetEval benchmark 100k buckets cost 0.015-0.03 macro-F1 in every paired run (they overfit
     # the training tweets) and a third more training time.
     bigram_buckets: int = 0
+    # Negation scope marking (`classifier.tokenizer`): words up to this many after "not"/"n't"/…
+    # become `not_<word>` tokens; 0 = off. Embedding backbone only; saved in vocab.json.
+    negation_scope: int = 0
     bert_path: str | None = None
     bert_mode: str = "auto"
     device: str = "cpu"

@@ -10,6 +10,14 @@ wake-up, which on a busy machine is most of the time a unit of work takes. Here:
 A unit of work that records a scored message drops from 18 trips to 5. It is installed per
 connection by `storage.db` (SQLite URLs only) and is skipped when aiosqlite's internals are not
 what it expects (then the stock adapter is used).
+
+Two opt-in calls for code that knows its statements (the group-commit recorder):
+- `defer_next(conn)`: the next statement is not sent on its own but at the start of the
+  following trip (like BEGIN above): for a statement whose result nobody reads. An error in it
+  surfaces from the statement it travels with, inside the same transaction.
+- `commit_after_next(conn)`: the next statement's trip ends with COMMIT (its rows are fetched
+  first); the commit that SQLAlchemy sends afterwards finds no transaction and costs no trip.
+Both return False (and change nothing) on a connection that is not one-hop, e.g. PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,28 +36,53 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
 )
 
-# Attribute set on the aiosqlite Connection (the adapter classes have __slots__) while a BEGIN
-# waits to be sent with the next statement.
-_PENDING = "_sentibot_pending_begin"
+# Attributes set on the aiosqlite Connection (the adapter classes have __slots__): the BEGIN and
+# the deferred statements waiting to be sent with the next statement, and the one-shot flags.
+_PENDING_BEGIN = "_sentibot_pending_begin"
+_PENDING = "_sentibot_pending"
+_DEFER_NEXT = "_sentibot_defer_next"
+_COMMIT_NEXT = "_sentibot_commit_next"
+
+Pending = list[tuple[Any, Any, bool]]  # (operation, parameters, many)
 
 
-def _run(conn: Any, begin: str | None, operation: str, parameters: Any, many: bool) -> tuple:
-    """In the connection's thread: [BEGIN,] execute, fetch everything, close the cursor."""
-    if begin is not None:
-        conn.execute(begin)
+def _send(cursor: Any, operation: Any, parameters: Any, many: bool) -> None:
+    if many:
+        cursor.executemany(operation, parameters)
+    elif parameters is None:
+        cursor.execute(operation)
+    else:
+        cursor.execute(operation, parameters)
+
+
+def _run(
+    conn: Any, before: Pending | None, operation: Any, parameters: Any, many: bool, commit: bool
+) -> tuple:
+    """In the connection's thread: [pending statements,] execute, fetch everything, close the
+    cursor[, COMMIT]. `operation` None: only the pending statements (and the commit)."""
     cursor = conn.cursor()
     try:
-        if many:
-            cursor.executemany(operation, parameters)
-        elif parameters is None:
-            cursor.execute(operation)
-        else:
-            cursor.execute(operation, parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, rows, cursor.rowcount, cursor.lastrowid
+        for pending in before or ():
+            _send(cursor, *pending)
+        description, rows, rowcount, lastrowid = None, [], -1, None
+        if operation is not None:
+            _send(cursor, operation, parameters, many)
+            description = cursor.description
+            rows = cursor.fetchall() if description else []
+            rowcount, lastrowid = cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+    if commit and conn.in_transaction:
+        conn.commit()
+    return description, rows, rowcount, lastrowid
+
+
+def _take_pending(state: dict) -> Pending | None:
+    """The statements waiting for the next trip (BEGIN first), removed from `state`."""
+    begin, deferred = state.pop(_PENDING_BEGIN, None), state.pop(_PENDING, None)
+    if begin is None:
+        return deferred
+    return [(begin, None, False), *(deferred or ())]
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -90,9 +123,17 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _call(self, operation: Any, parameters: Any, many: bool) -> None:
         aio = self._connection
-        begin = aio.__dict__.pop(_PENDING, None)
+        state = aio.__dict__
+        if state.pop(_DEFER_NEXT, False):
+            state.setdefault(_PENDING, []).append((operation, parameters, many))
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = collections.deque()
+            return
+        before, commit = _take_pending(state), state.pop(_COMMIT_NEXT, False)
         try:
-            result = await_(aio._execute(_run, aio._conn, begin, operation, parameters, many))
+            result = await_(
+                aio._execute(_run, aio._conn, before, operation, parameters, many, commit)
+            )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = result
@@ -143,14 +184,27 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         return aio._connection is not None and aio._conn.in_transaction
 
     def defer_begin(self, statement: str) -> None:
-        self._connection.__dict__[_PENDING] = statement
+        self._connection.__dict__[_PENDING_BEGIN] = statement
 
     def commit(self) -> None:
-        if self._connection.__dict__.pop(_PENDING, None) is None and self._open():
-            super().commit()
+        state = self._connection.__dict__
+        state.pop(_DEFER_NEXT, None)
+        state.pop(_COMMIT_NEXT, None)
+        if _PENDING in state:  # deferred statements: send them (after BEGIN, if pending) first
+            aio = self._connection
+            try:
+                await_(aio._execute(_run, aio._conn, _take_pending(state), None, None, False, True))
+            except Exception as error:
+                self._handle_exception(error)
+        elif state.pop(_PENDING_BEGIN, None) is None and self._open():
+            super().commit()  # (a BEGIN alone was never sent: nothing to commit)
 
     def rollback(self) -> None:
-        if self._connection.__dict__.pop(_PENDING, None) is None and self._open():
+        state = self._connection.__dict__
+        state.pop(_DEFER_NEXT, None)
+        state.pop(_COMMIT_NEXT, None)
+        state.pop(_PENDING, None)  # never sent: dropping them is their rollback
+        if state.pop(_PENDING_BEGIN, None) is None and self._open():
             super().rollback()
 
 
@@ -158,6 +212,22 @@ def defer_begin(dbapi_connection: Any, statement: str) -> bool:
     """Send `statement` with the connection's next statement; False if not a one-hop connection."""
     if isinstance(dbapi_connection, OneHopConnection):
         dbapi_connection.defer_begin(statement)
+        return True
+    return False
+
+
+def defer_next(dbapi_connection: Any) -> bool:
+    """Send the next statement on this connection with the one after it (or with COMMIT)."""
+    if isinstance(dbapi_connection, OneHopConnection):
+        dbapi_connection._connection.__dict__[_DEFER_NEXT] = True
+        return True
+    return False
+
+
+def commit_after_next(dbapi_connection: Any) -> bool:
+    """End the next statement's trip with COMMIT (see the module docstring)."""
+    if isinstance(dbapi_connection, OneHopConnection):
+        dbapi_connection._connection.__dict__[_COMMIT_NEXT] = True
         return True
     return False
 

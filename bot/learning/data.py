@@ -1,0 +1,166 @@
+"""Training and evaluation data for a retrain, and the data manifest of the model card.
+
+Training rows: the bootstrap corpus (its own row weights, about 1 each) plus every resolved
+label's `train` split, each weighing `USER_LABEL_WEIGHT`. Evaluation rows: the fixed `eval`
+split of resolved labels, plus a fixed slice of the bootstrap corpus while fewer than
+`EVAL_MIN_USER_ROWS` user labels are in it. docs/learning.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.learning.errors import LearningError
+
+# A resolved label from the product's own people counts this many times in the training loss
+# (a bootstrap corpus row averages 1): 100 user labels weigh like 2,000 corpus tweets, about 5%
+# of the corpus. Their labels are in-domain, the corpus is not (docs/learning.md);
+# `benchmarks/active_learning.py --weight W` measures other choices.
+USER_LABEL_WEIGHT = 20.0
+# While the eval split holds fewer user labels than this, a fixed bootstrap slice is added to it,
+# so the gate does not decide on a handful of examples.
+EVAL_MIN_USER_ROWS = 200
+
+Corpus = tuple[Sequence[str], Sequence[str]] | tuple[Sequence[str], Sequence[str], Sequence[float]]
+CorpusProvider = Callable[[], Corpus]
+Row = dict[str, Any]
+
+
+@dataclass
+class Dataset:
+    train: list[Row]
+    eval: list[Row]
+    manifest: dict[str, Any]
+    user_rows: int
+    dev: list[Row] = field(default_factory=list)
+
+
+# --- corpus providers ---------------------------------------------------------------------------
+def default_base_corpus() -> Corpus:
+    """The bootstrap corpus the first model was trained on, without its dev and eval slices."""
+    from classifier.bootstrap import load_bootstrap_corpus
+
+    return load_bootstrap_corpus(include_dev=False)
+
+
+def default_dev_slice() -> Corpus:
+    """The bootstrap build's dev slice: a retrain early-stops on the same rows it did."""
+    from classifier.bootstrap import bootstrap_dev_slice
+
+    return bootstrap_dev_slice()
+
+
+def default_eval_slice() -> Corpus:
+    """The fixed slice of the bootstrap corpus held out for evaluation."""
+    from classifier.bootstrap import bootstrap_eval_slice
+
+    return bootstrap_eval_slice()
+
+
+def unpack(corpus: Any) -> tuple[list[str], list[str], list[float] | None]:
+    """Accept (texts, labels), (texts, labels, weights) or an object with those attributes."""
+    if hasattr(corpus, "texts"):
+        weights = getattr(corpus, "weights", None)
+        return list(corpus.texts), list(corpus.labels), None if weights is None else list(weights)
+    texts, labels, *rest = corpus
+    return list(texts), list(labels), (list(rest[0]) if rest and rest[0] is not None else None)
+
+
+# --- rows ---------------------------------------------------------------------------------------
+def base_rows(base_corpus: CorpusProvider, labels: list[str]) -> list[Row]:
+    """The bootstrap corpus as training rows (its own per-row weights and sources)."""
+    corpus = base_corpus()
+    texts, gold, weights = unpack(corpus)
+    sources = getattr(corpus, "sources", None) or ["bootstrap"] * len(texts)
+    weights = weights or [1.0] * len(texts)
+    known = set(labels)
+    return [
+        {"text": t, "label": y, "weight": float(w), "source": src}
+        for t, y, w, src in zip(texts, gold, weights, sources, strict=True)
+        if y in known
+    ]
+
+
+def slice_rows(provider: CorpusProvider, labels: list[str], **extra: Any) -> list[Row]:
+    """A held-out slice (dev or eval) as rows, restricted to the model's labels."""
+    texts, gold, _ = unpack(provider())
+    known = set(labels)
+    return [
+        {"text": t, "label": y, **extra} for t, y in zip(texts, gold, strict=True) if y in known
+    ]
+
+
+def split_user_labels(
+    examples: list[Any], labels: list[str], weight: float
+) -> tuple[list[Row], list[Row], int]:
+    """Resolved labels as (train rows, eval rows, how many were ignored: unknown label)."""
+    known = set(labels)
+    user_train, user_eval, ignored = [], [], 0
+    for ex in examples:
+        if ex.label not in known:
+            ignored += 1
+            continue
+        source = ex.sources[0] if len(ex.sources) == 1 else "+".join(ex.sources)
+        row = {"text": ex.text, "label": ex.label, "source": source}
+        if ex.split == "train":
+            user_train.append({**row, "weight": weight})
+        else:
+            user_eval.append(row)
+    return user_train, user_eval, ignored
+
+
+def assemble(
+    examples: list[Any],
+    base: list[Row],
+    labels: list[str],
+    *,
+    with_train: bool,
+    eval_slice: CorpusProvider,
+    user_label_weight: float,
+    eval_min_user_rows: int,
+) -> Dataset:
+    """Training rows (bootstrap + user `train` split), eval rows and the data manifest."""
+    user_train, user_eval, ignored = split_user_labels(examples, labels, user_label_weight)
+    train = list(base) + user_train
+    eval_rows = list(user_eval)
+    if len(user_eval) < eval_min_user_rows:
+        eval_rows += slice_rows(eval_slice, labels, source="bootstrap")
+    if with_train and not train:
+        raise LearningError("no training data: the bootstrap corpus and labels are empty")
+    if not eval_rows:
+        raise LearningError("no evaluation data: the eval split is empty")
+    manifest = {
+        "train": counts(train),
+        "eval": {**counts(eval_rows), "sha256": digest(eval_rows)},
+        "user_label_weight": user_label_weight,
+        "user_labels": {"train": len(user_train), "eval": len(user_eval), "ignored": ignored},
+        "bootstrap_eval_slice": len(eval_rows) - len(user_eval),
+    }
+    return Dataset(train, eval_rows, manifest, len(user_train))
+
+
+# --- the manifest -------------------------------------------------------------------------------
+def digest(rows: Sequence[Row]) -> str:
+    """SHA-256 of the rows' (text, label) pairs: two cards with the same hash used the same set."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps([row["text"], row["label"]], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def counts(rows: list[Row]) -> dict[str, Any]:
+    """Rows per source and per label within each source (the model card's data manifest)."""
+    per: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        per[row["source"]][row["label"]] += 1
+    return {
+        "rows": len(rows),
+        "rows_per_label": dict(Counter(r["label"] for r in rows)),
+        "rows_per_source": {source: sum(c.values()) for source, c in sorted(per.items())},
+        "rows_per_source_and_label": {s: dict(sorted(c.items())) for s, c in sorted(per.items())},
+    }

@@ -1,0 +1,117 @@
+"""How a candidate is made: its version name, its labels, and its training config.
+
+A retrain reuses the active model's own recipe: the `train_config` in its card, its backbone
+(a BERT model is retrained as BERT on the same encoder), and the bootstrap recipe's
+after-training steps when the active model got them (`classifier.bootstrap.postprocess`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from bot.config import Settings
+    from classifier.predictor import Predictor
+
+
+async def next_version(
+    sessionmaker: async_sessionmaker[AsyncSession], model_dir: Path
+) -> tuple[str, Path]:
+    """The next free `vNNNN`, free both in the database and in MODEL_DIR."""
+    from storage import repositories as repo
+
+    async with sessionmaker() as session:
+        db_name = await repo.next_version_name(session)
+    return await asyncio.to_thread(_free_version, model_dir, db_name)
+
+
+def _free_version(model_dir: Path, db_name: str) -> tuple[str, Path]:
+    """The first `vNNNN` from the database's next name on that has no folder in `model_dir`."""
+    from classifier.artifacts import next_version_dir
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    dir_name = next_version_dir(model_dir).name
+    number = max(int(db_name[1:]), int(dir_name[1:]))
+    while (model_dir / f"v{number:04d}").exists():
+        number += 1
+    return f"v{number:04d}", (model_dir / f"v{number:04d}").resolve()
+
+
+async def label_list(predictor: Predictor | None, active: Any, default: list[str]) -> list[str]:
+    """The candidate's labels: the serving model's, else the active folder's, else `default`."""
+    if predictor is not None:
+        return list(predictor.classifier.labels)
+    if active is not None:
+        from classifier.artifacts import read_config
+
+        config = await asyncio.to_thread(read_config, active.folder)
+        return list(config["labels"])
+    return default
+
+
+async def train_config(
+    active: Any, backbone: str | None, settings: Settings, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The active model's own training config (same backbone, same encoder), plus overrides.
+
+    `backbone` (from `sentibot retrain --backbone`) switches backbone: then the recipe
+    starts from `TrainConfig`'s defaults instead of the active model's.
+    """
+    config, model_config, card = await _read_active(active)
+    current = model_config.get("backbone") or config.get("backbone")
+    current = current or (active.backbone if active is not None else "embedding")
+    if backbone is not None and backbone != current:
+        config, model_config, current = {}, {}, backbone
+    config["backbone"] = current
+    if current == "bert":
+        _add_bert_fields(config, model_config.get("args") or {}, settings)
+    config.update(overrides)
+    config.pop("device", None)
+    config["postprocess"] = postprocessed(card) and current == model_config.get("backbone")
+    return config
+
+
+async def _read_active(active: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(train config from its card, its config.json, its card); empty where unreadable."""
+    from classifier.artifacts import read_config, read_metrics
+
+    config: dict[str, Any] = {}
+    model_config: dict[str, Any] = {}
+    card: dict[str, Any] = {}
+    if active is not None:
+        with contextlib.suppress(Exception):
+            card = await asyncio.to_thread(read_metrics, active.folder)
+            config.update((card.get("manifest") or {}).get("train_config") or {})
+        with contextlib.suppress(Exception):
+            model_config = await asyncio.to_thread(read_config, active.folder)
+    return config, model_config, card
+
+
+def _add_bert_fields(config: dict[str, Any], args: dict[str, Any], settings: Settings) -> None:
+    """Keep the active model's encoder and mode; BERT_PATH / BERT_MODE where it has none."""
+    config["bert_path"] = (
+        config.get("bert_path") or args.get("encoder_source") or _str_or_none(settings.bert_path)
+    )
+    config["bert_mode"] = config.get("bert_mode") or args.get("mode") or settings.bert_mode
+
+
+def postprocessed(card: dict[str, Any]) -> bool:
+    """Whether the active model got the bootstrap recipe's after-training steps.
+
+    The bootstrap build writes each VADER lexicon word's valence into its embedding row,
+    calibrates a temperature and shifts the label prior (`classifier.bootstrap.postprocess`);
+    a retrain of such a model does the same, so it keeps that knowledge. The card says so.
+    """
+    if isinstance(card.get("postprocess"), dict):
+        return True
+    bootstrap = card.get("bootstrap")
+    return isinstance(bootstrap, dict) and "lexicon_prior_rows" in bootstrap
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
