@@ -12,9 +12,10 @@ connection by `storage.db` (SQLite URLs only) and is skipped when aiosqlite's in
 what it expects (then the stock adapter is used).
 
 Two opt-in calls for code that knows its statements (the group-commit recorder):
-- `defer_next(conn)`: the next statement is not sent on its own but at the start of the
-  following trip (like BEGIN above): for a statement whose result nobody reads. An error in it
-  surfaces from the statement it travels with, inside the same transaction.
+- `defer_next(conn, keep_rows=False)`: the next statement is not sent on its own but at the
+  start of the following trip (like BEGIN above); its SQLAlchemy result is empty. With
+  `keep_rows`, its raw rows are kept and `take_kept_rows(conn)` hands them over after that
+  trip. An error in it surfaces from the statement it travels with, in the same transaction.
 - `commit_after_next(conn)`: the next statement's trip ends with COMMIT (its rows are fetched
   first); the commit that SQLAlchemy sends afterwards finds no transaction and costs no trip.
 Both return False (and change nothing) on a connection that is not one-hop, e.g. PostgreSQL.
@@ -42,8 +43,9 @@ _PENDING_BEGIN = "_sentibot_pending_begin"
 _PENDING = "_sentibot_pending"
 _DEFER_NEXT = "_sentibot_defer_next"
 _COMMIT_NEXT = "_sentibot_commit_next"
+_KEPT = "_sentibot_kept_rows"
 
-Pending = list[tuple[Any, Any, bool]]  # (operation, parameters, many)
+Pending = list[tuple[Any, Any, bool, bool]]  # (operation, parameters, many, keep its rows)
 
 
 def _send(cursor: Any, operation: Any, parameters: Any, many: bool) -> None:
@@ -61,9 +63,12 @@ def _run(
     """In the connection's thread: [pending statements,] execute, fetch everything, close the
     cursor[, COMMIT]. `operation` None: only the pending statements (and the commit)."""
     cursor = conn.cursor()
+    kept: list[list[Any]] = []
     try:
-        for pending in before or ():
-            _send(cursor, *pending)
+        for pending_operation, pending_parameters, pending_many, keep in before or ():
+            _send(cursor, pending_operation, pending_parameters, pending_many)
+            if keep:
+                kept.append(cursor.fetchall() if cursor.description else [])
         description, rows, rowcount, lastrowid = None, [], -1, None
         if operation is not None:
             _send(cursor, operation, parameters, many)
@@ -74,7 +79,7 @@ def _run(
         cursor.close()
     if commit and conn.in_transaction:
         conn.commit()
-    return description, rows, rowcount, lastrowid
+    return description, rows, rowcount, lastrowid, kept
 
 
 def _take_pending(state: dict) -> Pending | None:
@@ -82,7 +87,7 @@ def _take_pending(state: dict) -> Pending | None:
     begin, deferred = state.pop(_PENDING_BEGIN, None), state.pop(_PENDING, None)
     if begin is None:
         return deferred
-    return [(begin, None, False), *(deferred or ())]
+    return [(begin, None, False, False), *(deferred or ())]
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -124,8 +129,9 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def _call(self, operation: Any, parameters: Any, many: bool) -> None:
         aio = self._connection
         state = aio.__dict__
-        if state.pop(_DEFER_NEXT, False):
-            state.setdefault(_PENDING, []).append((operation, parameters, many))
+        keep = state.pop(_DEFER_NEXT, None)
+        if keep is not None:
+            state.setdefault(_PENDING, []).append((operation, parameters, many, keep))
             self._description, self._rowcount, self._lastrowid = None, -1, None
             self._rows = collections.deque()
             return
@@ -136,8 +142,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
-        self._description, rows, self._rowcount, self._lastrowid = result
+        self._description, rows, self._rowcount, self._lastrowid, kept = result
         self._rows = collections.deque(rows)
+        if kept:
+            state[_KEPT] = kept
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         self._call(operation, parameters, False)
@@ -190,6 +198,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         state = self._connection.__dict__
         state.pop(_DEFER_NEXT, None)
         state.pop(_COMMIT_NEXT, None)
+        state.pop(_KEPT, None)
         if _PENDING in state:  # deferred statements: send them (after BEGIN, if pending) first
             aio = self._connection
             try:
@@ -203,6 +212,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         state = self._connection.__dict__
         state.pop(_DEFER_NEXT, None)
         state.pop(_COMMIT_NEXT, None)
+        state.pop(_KEPT, None)
         state.pop(_PENDING, None)  # never sent: dropping them is their rollback
         if state.pop(_PENDING_BEGIN, None) is None and self._open():
             super().rollback()
@@ -216,12 +226,18 @@ def defer_begin(dbapi_connection: Any, statement: str) -> bool:
     return False
 
 
-def defer_next(dbapi_connection: Any) -> bool:
-    """Send the next statement on this connection with the one after it (or with COMMIT)."""
+def defer_next(dbapi_connection: Any, *, keep_rows: bool = False) -> bool:
+    """Send the next statement on this connection with the one after it (or with COMMIT);
+    `keep_rows`: keep its rows for `take_kept_rows`."""
     if isinstance(dbapi_connection, OneHopConnection):
-        dbapi_connection._connection.__dict__[_DEFER_NEXT] = True
+        dbapi_connection._connection.__dict__[_DEFER_NEXT] = keep_rows
         return True
     return False
+
+
+def take_kept_rows(dbapi_connection: Any) -> list[list[Any]]:
+    """The raw rows of the `keep_rows` statements sent in the last trip, in order."""
+    return dbapi_connection._connection.__dict__.pop(_KEPT, [])
 
 
 def commit_after_next(dbapi_connection: Any) -> bool:

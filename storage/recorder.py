@@ -3,8 +3,9 @@
 Recording a scored message is a handful of tiny statements; with SQLAlchemy async + aiosqlite
 most of its cost is fixed per transaction and per statement (Python layers, thread hops to the
 driver), not per row. `ScoredMessageRecorder` queues concurrent `record()` calls and writes
-each batch in ONE unit of work with a few set-based statements
-(`storage.repositories.messages.record_scored_messages`), then answers every caller.
+each batch in ONE unit of work with one set-based statement per table
+(`storage.repositories.messages.record_many`; on SQLite 2 trips to aiosqlite's thread for the
+whole batch), then answers every caller.
 
 Guarantees, the same as one `record_scored_message` unit of work per call:
 - a caller's `await record(...)` returns only after the transaction holding its rows has
@@ -15,8 +16,9 @@ Guarantees, the same as one `record_scored_message` unit of work per call:
   exception;
 - edits (same chat + Telegram message id, also twice in one batch) give what they give one by
   one: text replaced, a new prediction, `edited=True`;
-- with `skip_opted_out=True` the opt-out flag is checked in the same transaction as the write
-  (an opted-out person's message is not stored; `record` returns None).
+- with `ScoredMessageRecorder(..., skip_opted_out=True)` (what the bot uses) the opt-out flag
+  is checked in the same transaction as the write: an opted-out person's message is not
+  stored, their user row is not touched, and `record` returns None.
 
 No added latency: the writer takes a batch as soon as there is anything to write (no timer).
 Whatever arrives while a batch is being written forms the next batch (at most `max_batch`), so

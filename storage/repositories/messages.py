@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import _onehop
@@ -260,6 +260,15 @@ _SCORED_FIELDS = tuple(f.name for f in dataclass_fields(ScoredMessage))
 _PREDICTION_INSERT_RETURNING = _PREDICTION_INSERT.returning(
     Prediction.__table__.c.id, Prediction.__table__.c.message_id
 )
+# The same, finding message_id by chat + Telegram id (portable scalar subquery in VALUES).
+_PREDICTION_BY_KEY = _PREDICTION_INSERT_RETURNING.values(
+    message_id=select(Message.__table__.c.id)
+    .where(
+        Message.__table__.c.chat_id == bindparam("m_chat"),
+        Message.__table__.c.telegram_message_id == bindparam("m_tg"),
+    )
+    .scalar_subquery()
+)
 
 
 def batch_supported(name: str) -> bool:
@@ -359,6 +368,22 @@ def _message_values(item: ScoredMessage, now: datetime) -> dict:
     }
 
 
+def _prediction_params(item: ScoredMessage, message_id: int | None, now: datetime) -> dict:
+    values = _prediction_values(
+        message_id,  # type: ignore[arg-type]  # None: replaced just below
+        item.model_version,
+        item.label,
+        item.confidence,
+        item.probs,
+        item.latency_ms,
+        now,
+    )
+    if message_id is None:  # found by chat + Telegram id in the statement (_PREDICTION_BY_KEY)
+        del values["message_id"]
+        values["m_chat"], values["m_tg"] = item.chat_id, item.telegram_message_id
+    return values
+
+
 def _write_round(
     conn: Connection,
     upsert_stmt: Any,
@@ -367,49 +392,71 @@ def _write_round(
     now: datetime,
     commit: bool = False,
 ) -> dict[int, RecordedMessage]:
-    """Messages (one upsert for those with a Telegram id) and predictions (one insert) of one
-    round. Rows are matched to items by the columns RETURNING gives back, never by position:
-    SQLite does not promise RETURNING order for a multi-row INSERT."""
+    """Messages and predictions of one round (no chat + Telegram id twice in it).
+
+    Messages with a Telegram id: one upsert, and one predictions insert that finds each
+    message by chat + Telegram id, so it needs nothing back from the upsert: on SQLite both
+    travel in one trip to aiosqlite's thread (`_onehop.defer_next(keep_rows=True)`), with the
+    COMMIT when `commit`. Rows are matched to items by the columns RETURNING gives back, never
+    by position (SQLite does not promise RETURNING order for a multi-row INSERT); message ids
+    are distinct within a round, so they identify the prediction rows.
+    """
+    dbapi = conn.connection.dbapi_connection
     message: dict[int, tuple[int, bool]] = {}
     keyed = [i for i in indexes if items[i].telegram_message_id is not None]
-    if keyed:
-        rows = conn.execute(upsert_stmt, [_message_values(items[i], now) for i in keyed])
-        found = {(r.chat_id, r.telegram_message_id): r for r in rows}
-        for i in keyed:
-            row = found.get((items[i].chat_id, items[i].telegram_message_id))
-            if row is None:
-                raise BatchResultError(
-                    f"no row came back for message {items[i].telegram_message_id}"
-                )
-            message[i] = (row.id, row.edited_at is not None)
-    for i in indexes:  # no Telegram id (console lines): nothing to match on, so one by one
-        if i not in message:
-            result = conn.execute(_MESSAGE_INSERT, _message_values(items[i], now))
-            message[i] = (int(result.inserted_primary_key[0]), False)
-    # Message ids are distinct within a round, so they identify the prediction rows.
-    committed = commit and _onehop.commit_after_next(conn.connection.dbapi_connection)
-    rows = conn.execute(
-        _PREDICTION_INSERT_RETURNING,
-        [
-            _prediction_values(
-                message[i][0],
-                items[i].model_version,
-                items[i].label,
-                items[i].confidence,
-                items[i].probs,
-                items[i].latency_ms,
-                now,
+    loose = [i for i in indexes if items[i].telegram_message_id is None]
+    for i in loose:  # no Telegram id (console lines): nothing to match on, so one by one
+        result = conn.execute(_MESSAGE_INSERT, _message_values(items[i], now))
+        message[i] = (int(result.inserted_primary_key[0]), False)
+    statements: list[tuple[Any, list[dict]]] = []
+    if loose:
+        statements.append(
+            (
+                _PREDICTION_INSERT_RETURNING,
+                [_prediction_params(items[i], message[i][0], now) for i in loose],
             )
+        )
+    pipelined = False
+    if keyed:
+        pipelined = _onehop.defer_next(dbapi, keep_rows=True)
+        result = conn.execute(upsert_stmt, [_message_values(items[i], now) for i in keyed])
+        if not pipelined:
+            _match_messages(items, keyed, list(result), message)
+        statements.append(
+            (_PREDICTION_BY_KEY, [_prediction_params(items[i], None, now) for i in keyed])
+        )
+    predictions: dict[int, int] = {}
+    committed = False
+    for n, (stmt, params) in enumerate(statements):
+        if commit and n == len(statements) - 1:
+            committed = _onehop.commit_after_next(dbapi)
+        predictions.update((r.message_id, r.id) for r in conn.execute(stmt, params))
+    try:
+        if pipelined:
+            (rows,) = _onehop.take_kept_rows(dbapi)
+            _match_messages(items, keyed, rows, message)
+        return {
+            i: RecordedMessage(message[i][0], predictions[message[i][0]], message[i][1])
             for i in indexes
-        ],
-    )
-    predictions = {r.message_id: r.id for r in rows}
-    if any(message[i][0] not in predictions for i in indexes):
-        raise BatchResultError("a prediction row did not come back", committed=committed)
-    return {
-        i: RecordedMessage(message[i][0], predictions[message[i][0]], message[i][1])
-        for i in indexes
-    }
+        }
+    except (KeyError, ValueError, BatchResultError) as exc:
+        raise BatchResultError(f"rows did not come back: {exc!r}", committed=committed) from exc
+
+
+def _match_messages(
+    items: Sequence[ScoredMessage],
+    keyed: list[int],
+    rows: Sequence[Any],
+    message: dict[int, tuple[int, bool]],
+) -> None:
+    """Fill `message` (item index -> (id, edited)) from the upsert's RETURNING rows
+    (id, chat_id, telegram_message_id, edited_at): edited_at is only set by an edit."""
+    found = {(row[1], row[2]): (row[0], row[3] is not None) for row in rows}
+    for i in keyed:
+        row = found.get((items[i].chat_id, items[i].telegram_message_id))
+        if row is None:
+            raise BatchResultError(f"no row came back for message {items[i].telegram_message_id}")
+        message[i] = row
 
 
 def record_many(
@@ -461,8 +508,9 @@ async def record_scored_messages(
 
     The result (and the database afterwards) is what calling `record_scored_message` for each
     item in order would give, edits included (also an edit of a message earlier in `items`),
-    but with one statement per table for the whole batch (users, chats, messages,
-    predictions; more only for an edit within `items` or a message without Telegram id).
+    except that new messages may get their ids in another order; but with one statement per
+    table for the whole batch (users, chats, messages, predictions; more only for an edit
+    within `items` or a message without Telegram id).
     `skip_opted_out`: messages by opted-out users are not stored (None in their place), and
     their user row is left untouched, checked in the same statement that upserts the users.
     Backends without INSERT ... ON CONFLICT in SQLAlchemy get the one-by-one path.

@@ -19,7 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from storage import repositories as repo
 from storage.models import Chat, Message, Prediction, User
 from storage.recorder import RecorderClosedError, ScoredMessageRecorder
-from storage.repositories.messages import ScoredMessage, _batch_statements, record_scored_messages
+from storage.repositories.messages import (
+    _PREDICTION_BY_KEY,
+    ScoredMessage,
+    _batch_statements,
+    record_scored_messages,
+)
 from tests.storage.conftest import PROBS_POS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,6 +320,8 @@ def test_statements_compile_for_postgresql():
     assert "coalesce(excluded.title, chats.title)" in str(chats.compile(dialect=dialect))
     sql = str(messages.compile(dialect=dialect))
     assert "ON CONFLICT (chat_id, telegram_message_id) DO UPDATE" in sql and "RETURNING" in sql
+    sql = " ".join(str(_PREDICTION_BY_KEY.compile(dialect=dialect)).split())
+    assert "VALUES ((SELECT messages.id FROM messages WHERE messages.chat_id = " in sql
 
 
 CRASH_SCRIPT = """
