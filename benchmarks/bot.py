@@ -69,11 +69,11 @@ def vm_hwm_mib() -> float:
 
 
 async def serve_echo(stop: asyncio.Event) -> None:
-    """The peer: PTB with the same base URL and update processor, replying with the text."""
+    """The peer: PTB with the same base URL, HTTP pool and update processor; echoes the text."""
     from telegram import Update
     from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-    from bot.app import PerChatUpdateProcessor
+    from bot.app import CONNECTION_POOL_SIZE, POOL_TIMEOUT_S, PerChatUpdateProcessor
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(update.effective_message.text[:100])
@@ -84,6 +84,8 @@ async def serve_echo(stop: asyncio.Event) -> None:
         .base_url(os.environ["TELEGRAM_BASE_URL"])
         .base_file_url(os.environ["TELEGRAM_BASE_FILE_URL"])
         .concurrent_updates(PerChatUpdateProcessor())
+        .connection_pool_size(CONNECTION_POOL_SIZE)  # the same HTTP client settings as sentibot
+        .pool_timeout(POOL_TIMEOUT_S)
         .build()
     )
     application.add_handler(MessageHandler(filters.TEXT, echo))
@@ -154,13 +156,21 @@ async def drive(kind: str, env: dict[str, str], texts: list[str], args, round_: 
                 return time.perf_counter() - started
 
             await batch(texts[: args.chats])  # warm-up: first forward pass, first statements
+            cpu_before = process_cpu_seconds(proc.pid)
             seconds = await batch(texts[: args.messages])
+            cpu_ms = (process_cpu_seconds(proc.pid) - cpu_before) * 1000 / args.messages
         finally:
             proc.send_signal(signal.SIGTERM)
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     peak = json.loads(lines[-1])["peak_rss_mib"] if lines else float("nan")
-    return {"rate": args.messages / seconds, "peak_rss_mib": peak}
+    return {"rate": args.messages / seconds, "peak_rss_mib": peak, "cpu_ms": cpu_ms}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to tell CPU from waiting."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -198,7 +208,11 @@ def main() -> int:
         for round_ in range(args.rounds):  # alternate, so both see the same background load
             for kind in ("echo", "bot"):
                 runs[kind].append(asyncio.run(drive(kind, env, texts, args, round_)))
-                print(f"round {round_ + 1} {kind:>4}: {runs[kind][-1]['rate']:.0f} msg/s")
+                run = runs[kind][-1]
+                print(
+                    f"round {round_ + 1} {kind:>4}: {run['rate']:.0f} msg/s, "
+                    f"{run['cpu_ms']:.2f} ms CPU per message in the bot process"
+                )
         with sqlite3.connect(data_dir / "sentibot.db") as db:
             stored = db.execute("SELECT count(*) FROM messages").fetchone()[0]
     expected = (args.chats + args.messages) * args.rounds
