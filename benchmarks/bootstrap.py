@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks._common import cpu_note, data_file, peak_rss_mib, timed
+# Runnable as `python benchmarks/bootstrap.py` as well as `python -m benchmarks.bootstrap`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import cpu_note, data_file, peak_rss_mib, timed  # noqa: E402
 
 
 def vader_labels(texts: list[str]) -> list[str]:

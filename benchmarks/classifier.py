@@ -18,11 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import cpu_note, data_file, peak_rss_mib, ratio, timed
+# Runnable as `python benchmarks/classifier.py` as well as `python -m benchmarks.classifier`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import cpu_note, data_file, peak_rss_mib, ratio, timed  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 
