@@ -45,6 +45,7 @@ from classifier.modules import (
     LinearHead,
     MeanPooling,
     SentenceClassifierModule,
+    check_tensors,
     register_backbone,
 )
 
@@ -504,16 +505,7 @@ class BertBackbone(Backbone):
             return
         # Frozen: the file holds the head only; the encoder came from its (hash-checked) source.
         expected = {k: v for k, v in module.state_dict().items() if not k.startswith("encoder.")}
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ValueError(f"tensor names differ (missing {missing}, unexpected {unexpected})")
-        for key, tensor in tensors.items():
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise ValueError(
-                    f"tensor {key} has shape {tuple(tensor.shape)}, config.json implies "
-                    f"{tuple(expected[key].shape)}"
-                )
+        check_tensors(expected, tensors)
         module.load_state_dict(tensors, strict=False)
 
 

@@ -189,17 +189,7 @@ class Backbone:
 
     def load_state(self, module: SentenceClassifierModule, tensors: dict[str, Tensor]) -> None:
         """Load `tensors`; raise ValueError naming missing/unexpected keys or bad shapes."""
-        expected = module.state_dict()
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ValueError(f"tensor names differ (missing {missing}, unexpected {unexpected})")
-        for key, tensor in tensors.items():
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise ValueError(
-                    f"tensor {key} has shape {tuple(tensor.shape)}, config.json implies "
-                    f"{tuple(expected[key].shape)}"
-                )
+        check_tensors(module.state_dict(), tensors)
         module.load_state_dict(tensors)
 
 
@@ -284,3 +274,17 @@ def build_model(config: dict) -> SentenceClassifierModule:
 
 
 register_backbone(EmbeddingBackbone())
+
+
+def check_tensors(expected: dict[str, Tensor], tensors: dict[str, Tensor]) -> None:
+    """Refuse a weights file whose tensor names or shapes differ from what config.json builds."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"tensor names differ (missing {missing}, unexpected {unexpected})")
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(
+                f"tensor {key} has shape {tuple(tensor.shape)}, config.json implies "
+                f"{tuple(expected[key].shape)}"
+            )
