@@ -123,7 +123,9 @@ def _add_fallbacks(application: Application, settings: Settings) -> None:
     for role, text in ROLE_DENIED.items():
         names = [c.name for c in commands if c.role == role]
         if names:
-            application.add_handler(CommandHandler(names, _denied(text)))
+            application.add_handler(
+                CommandHandler(names, _denied(text), filters=filters.UpdateType.MESSAGE)
+            )
     unknown = filters.COMMAND & filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     application.add_handler(MessageHandler(unknown, _unknown_command))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import threading
 from typing import TextIO
 
 from bot import texts
@@ -88,6 +89,27 @@ class ConsoleChat:
         self.say(texts.mood_text(await self.service.mood(CONSOLE_CHAT.id, window)))
 
 
+async def read_line(stdin: TextIO) -> str:
+    """`stdin.readline()` off the event loop, in a daemon thread: asyncio.to_thread's worker
+    threads are joined at shutdown, so Ctrl-C at the prompt would wait for Enter."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not future.done():  # cancelled by Ctrl-C meanwhile
+            future.set_result(line)
+
+    def read() -> None:
+        line = stdin.readline()
+        try:
+            loop.call_soon_threadsafe(deliver, line)
+        except RuntimeError:  # the loop closed while we waited for input
+            pass
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return await future
+
+
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Read lines until EOF or /quit; returns the exit code."""
     runtime = await Runtime.open(settings)
@@ -99,7 +121,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         while True:
             if interactive:
                 print("> ", end="", file=stdout, flush=True)
-            line = await asyncio.to_thread(stdin.readline)
+            line = await read_line(stdin)
             if not line or not await chat.handle(line):
                 break
     finally:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
+from classifier.data import LABEL_NAME
 
 FEEDBACK_PATTERN = r"^fb:"
 FORGET_PATTERN = r"^forget:"
 _FORGET = re.compile(r"^forget:(yes|no):(\d{1,18})$")
-_FEEDBACK = re.compile(r"^fb:(\d{1,18}):([a-z][a-z0-9_-]{0,31})$")
+_FEEDBACK = re.compile(rf"^fb:(\d{{1,18}}):({LABEL_NAME})$")
 MAX_CALLBACK_BYTES = 64
 
 

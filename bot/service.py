@@ -190,6 +190,8 @@ class SentimentService:
                     recorded = await repo.record_scored_message(session, **fields)
         message_id = None if recorded is None else recorded.message_id
         edited = recorded is not None and recorded.edited
+        if edited:
+            await self._drop_labels_of_old_text(message_id)
         return ScoreResult(
             label=prediction.label,
             confidence=float(prediction.confidence),
@@ -198,6 +200,14 @@ class SentimentService:
             message_id=message_id,
             edited=edited,
         )
+
+    async def _drop_labels_of_old_text(self, message_id: int) -> None:
+        """An edited message is a new text: labels given to the old one no longer describe it,
+        and training must never pair them with the new one. They are removed (label_history keeps
+        them); the fresh reply's buttons let people label the new text."""
+        async with self.sessionmaker.begin() as session:
+            for row in await repo.labels_for_message(session, message_id):
+                await repo.remove_label(session, message_id, row.user_id)
 
     # --- labels ----------------------------------------------------------------------------------
     async def record_label(
@@ -260,7 +270,9 @@ class SentimentService:
     async def status(self) -> StatusReport:
         """Active model and its eval metrics, counts, labels not yet trained on, extra sections."""
         async with self.sessionmaker() as session:
-            active = await repo.get_active_model_version(session)
+            # The served version's row: right after another process (CLI retrain, rollback)
+            # activated a new one, the bot still serves the old one for up to a minute.
+            active = await repo.get_model_version(session, self.predictor.version)
             totals = await repo.totals(session)
             report = StatusReport(
                 model_version=self.predictor.version,

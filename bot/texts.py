@@ -23,13 +23,21 @@ def esc(text: object) -> str:
 
 
 def fit(text: str, limit: int = MAX_MESSAGE) -> str:
-    """Cut `text` (already HTML) so it fits a Telegram message; never cuts inside an entity."""
+    """Cut `text` (already HTML) so it fits a Telegram message; never cuts inside an entity
+    or a tag, and prefers a line end (our tags open and close on one line, so whole lines
+    never leave a `<b>` without its `</b>`, which Telegram would refuse)."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
+    newline = cut.rfind("\n")
+    if newline >= limit // 2:
+        return cut[:newline] + "\n…"
     amp, semi = cut.rfind("&"), cut.rfind(";")
     if amp > semi:  # don't leave half an `&amp;`
         cut = cut[:amp]
+    lt, gt = cut.rfind("<"), cut.rfind(">")
+    if lt > gt:  # don't leave half a `<b>`
+        cut = cut[:lt]
     return cut + "…"
 
 

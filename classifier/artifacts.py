@@ -74,7 +74,9 @@ def save_model(
         body = {"metrics": metrics, "manifest": manifest, "versions": library_versions()}
         _write_json(tmp / METRICS, {**body, **(extra or {})})
         _fsync_tree(tmp)
-        os.rename(tmp, out)  # atomic on one filesystem; fails if `out` appeared meanwhile
+        # Atomic on one filesystem. If `out` appeared meanwhile, rename fails when it has
+        # files but silently replaces an EMPTY folder (POSIX rename semantics).
+        os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -127,6 +129,8 @@ def read_config(path: str | Path) -> dict:
         or len(set(labels)) != len(labels)
     ):
         raise ModelFolderError(f"{where}: 'labels' must list at least 2 distinct names")
+    if not isinstance(config.get("backbone"), str):
+        raise ModelFolderError(f"{where}: 'backbone' must be a name (embedding, bert)")
     if not isinstance(config.get("args"), dict):
         raise ModelFolderError(f"{where}: 'args' must be an object")
     if not isinstance(config.get("max_tokens"), int) or config["max_tokens"] < 1:

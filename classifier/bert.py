@@ -451,7 +451,12 @@ class BertBackbone(Backbone):
                 encoder._cache.update(self._pending.cache)
             self._pending.cache = None
             return [torch.optim.AdamW(head, lr=config.head_lr or FROZEN_HEAD_LR, weight_decay=1e-4)]
-        steps = math.ceil(max(self._pending.rows, 1) / config.batch_size) * max(config.epochs, 1)
+        from classifier.training import effective_batch_size
+
+        # The batch size train() really uses (smaller on small data), or the schedule would
+        # reach lr 0 long before the last step.
+        rows = max(self._pending.rows, 1)
+        steps = math.ceil(rows / effective_batch_size(rows, config.batch_size)) * config.epochs
         groups = [
             {"params": list(encoder.parameters()), "lr": ENCODER_LR, "weight_decay": 0.01},
             {"params": head, "lr": config.head_lr or FINETUNE_HEAD_LR, "weight_decay": 1e-4},
@@ -461,7 +466,14 @@ class BertBackbone(Backbone):
 
     # --- building and loading ------------------------------------------------------------------
     def load_text_encoder(self, folder: Path, args: dict) -> BertTextEncoder:
-        return BertTextEncoder(load_tokenizer(folder / TOKENIZER_DIR), int(args["max_positions"]))
+        _transformers()  # a missing package stays a BertUnavailableError (what to install)
+        try:
+            tokenizer = load_tokenizer(folder / TOKENIZER_DIR)
+        except BertUnavailableError as exc:
+            # transformers is there, so the folder's own tokenizer/ is broken: a bad model
+            # folder, which callers (Runtime, the promotion gate) skip or refuse as such.
+            raise ModelFolderError(str(exc)) from None
+        return BertTextEncoder(tokenizer, int(args["max_positions"]))
 
     def build_module(self, args: dict, num_labels: int) -> SentenceClassifierModule:
         mode = args.get("mode")

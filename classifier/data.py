@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,21 @@ from pathlib import Path
 from classifier.errors import DataError
 
 DEFAULT_LABELS = ("negative", "neutral", "positive")
+# Label names travel inside Telegram callback data (`fb:<message_id>:<label>`, 64 bytes at most),
+# CSV cells and reports, so they are plain words: letters, digits, `_` and `-`, at most 32
+# characters. The bot parses its buttons with this same pattern.
+LABEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
+_LABEL_NAME_RE = re.compile(rf"^{LABEL_NAME}$")
+
+
+def check_label_names(labels: Sequence[str], where: str) -> None:
+    """DataError naming the first label that is not a plain word (see LABEL_NAME)."""
+    for label in labels:
+        if not _LABEL_NAME_RE.match(label):
+            raise DataError(
+                f"{where}: label {label!r} is not a plain word (letters, digits, _ or -, "
+                "at most 32 characters)"
+            )
 
 
 def parse_label_list(value: str | Sequence[str], option: str = "--labels") -> list[str]:
@@ -22,6 +38,7 @@ def parse_label_list(value: str | Sequence[str], option: str = "--labels") -> li
         raise DataError(f"{option}: duplicate label names in {value!r}")
     if len(labels) < 2:
         raise DataError(f"{option}: need at least 2 labels, got {len(labels)} ({value!r})")
+    check_label_names(labels, option)
     return labels
 
 
@@ -36,6 +53,7 @@ def infer_labels(labels: Sequence[str], source: str = "data") -> list[str]:
         )
     if present <= set(DEFAULT_LABELS):
         return [x for x in DEFAULT_LABELS if x in present]
+    check_label_names(sorted(present), source)
     return sorted(present)
 
 
@@ -91,7 +109,12 @@ def read_labelled_csv(
                 texts.append(text)
                 gold.append(label)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        # `exc.start` counts from the start of the decoder's current chunk, not of the file:
+        # find the line ourselves rather than report a misleading byte offset.
+        raise DataError(
+            f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text ({exc.reason}); "
+            "save the file as UTF-8"
+        ) from None
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV ({exc})") from None
     except OSError as exc:
@@ -99,6 +122,17 @@ def read_labelled_csv(
     if not texts:
         raise DataError(f"{path}: no data rows after the header")
     return texts, gold
+
+
+def _first_non_utf8_line(path: Path) -> int | str:
+    """1-based number of the first line that is not valid UTF-8 ("?" if none is found)."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return "?"
 
 
 def _column_indices(

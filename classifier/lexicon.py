@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from classifier.errors import ClassifierError
+from classifier.tokenizer import NEGATION_CUES
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,10 @@ LEXICON_DIST = "vaderSentiment"
 LEXICON_FILE = "vaderSentiment/vader_lexicon.txt"
 EMOJI_FILE = "vaderSentiment/emoji_utf8_lexicon.txt"
 
-# VADER's negation words (a subset: those that are single tokens for our tokenizer) and its
-# damping factor: a negated word keeps -0.74 of its valence ("not good" is mildly negative).
-NEGATIONS = (
-    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot",
-    "can't", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't", "won't",
-    "wouldn't", "shouldn't", "couldn't", "hasn't", "haven't", "hadn't", "ain't", "dont", "cant",
-    "wont", "isnt", "didnt", "doesnt", "without",
-)  # fmt: skip
+# VADER's negation words (those that are single tokens for our tokenizer: the tokenizer's own
+# cue list, one source for both) and its damping factor: a negated word keeps -0.74 of its
+# valence ("not good" is mildly negative). Sorted, so any loop over them is deterministic.
+NEGATIONS = tuple(sorted(NEGATION_CUES))
 NEGATION_SCALAR = -0.74
 
 

@@ -103,11 +103,6 @@ def report_from_indices(gold: np.ndarray, pred: np.ndarray, labels: Sequence[str
     )
 
 
-def macro_f1(gold: np.ndarray, pred: np.ndarray, num_labels: int) -> float:
-    labels = [str(i) for i in range(num_labels)]
-    return report_from_indices(gold, pred, labels).macro_f1
-
-
 def evaluate(
     classifier: Classifier, texts: Sequence[str], gold: Sequence[str], *, restrict: bool = True
 ) -> EvalReport:
@@ -115,7 +110,9 @@ def evaluate(
 
     When `gold` uses only a strict subset of the model's labels (e.g. binary data against a
     3-class model) and `restrict` is true, predictions are the argmax over those labels only and
-    the report's `restricted_to` lists them. Raises ValueError on a gold label the model lacks.
+    the report's `restricted_to` lists them. A subset of ONE label is not restricted: the argmax
+    over a single label is always right, so the scores would say nothing. Raises ValueError on a
+    gold label the model lacks.
     """
     if len(texts) != len(gold):
         raise ValueError(f"{len(texts)} texts but {len(gold)} gold labels")
@@ -124,8 +121,9 @@ def evaluate(
     if unknown:
         raise ValueError(f"labels {unknown} are not among the model's labels {classifier.labels}")
     probs = classifier.predict_proba(list(texts))
-    present = [label for label in classifier.labels if label in set(gold)]
-    if restrict and 0 < len(present) < len(classifier.labels):
+    gold_set = set(gold)
+    present = [label for label in classifier.labels if label in gold_set]
+    if restrict and 2 <= len(present) < len(classifier.labels):
         cols = [index[label] for label in present]
         local = {label: i for i, label in enumerate(present)}
         pred = probs[:, cols].argmax(axis=1) if len(texts) else np.zeros(0, dtype=np.int64)

@@ -191,18 +191,18 @@ class Predictor:
         loop = asyncio.get_running_loop()
         try:
             probs = await loop.run_in_executor(self._executor, self._forward, classifier, texts)
+            # Inside the try: an error here must reach the callers, not kill the batch loop
+            # (every later predict() would then wait forever).
+            results = _split(probs, batch, classifier.labels, version)
         except Exception as exc:  # deliver the failure to every caller of this batch
             log.exception("prediction batch of %d texts failed", len(texts))
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
-        start = 0
-        for request in batch:
-            part = probs[start : start + len(request.texts)]
-            start += len(request.texts)
+        for request, result in zip(batch, results, strict=True):
             if not request.future.done():
-                request.future.set_result(_to_predictions(part, classifier.labels, version))
+                request.future.set_result(result)
 
 
 def _torch_threads() -> int:
@@ -218,6 +218,24 @@ def _inference_threads(classifier: Classifier) -> int | None:
         return get_backbone(classifier.backbone).inference_threads
     except (AttributeError, KeyError):  # a duck-typed classifier (tests) has no backbone
         return None
+
+
+def _split(
+    probs: np.ndarray, batch: list[_Request], labels: list[str], version: str
+) -> list[list[Prediction]]:
+    """Each request's share of the batch's probabilities, as Predictions."""
+    total = sum(len(r.texts) for r in batch)
+    if probs.shape != (total, len(labels)):
+        raise RuntimeError(
+            f"model {version} returned probabilities of shape {probs.shape} for {total} texts "
+            f"and {len(labels)} labels"
+        )
+    out, start = [], 0
+    for request in batch:
+        end = start + len(request.texts)
+        out.append(_to_predictions(probs[start:end], labels, version))
+        start = end
+    return out
 
 
 def _to_predictions(probs: np.ndarray, labels: list[str], version: str) -> list[Prediction]:

@@ -57,8 +57,10 @@ _EMOTICON = (
     r"|[\)\]\(\[dDpP/\\|@3}{]+[\-o\*']?[:;=8][<>]?"  # (: (-;
     r"|<3+|</3|\^_*\^|\-_+\-|o_o|t_t|;_;)"
 )
-# Emoji: pictographs, dingbats, flags (regional indicators), keycaps, with skin-tone modifiers,
-# variation selectors and zero-width-joiner sequences kept together as one token.
+# Emoji: pictographs, dingbats, arrows, symbols, with skin-tone modifiers, variation selectors
+# and zero-width-joiner sequences kept together as one token. Known gaps (kept: changing them
+# would change how saved vocabularies tokenise): a flag is two regional-indicator tokens
+# ("🇺🇸" → "🇺", "🇸"), and a keycap reads as its base ("1️⃣" → <num>; "#️⃣" is dropped).
 _EMOJI_CHAR = (
     "\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff\u2190-\u21ff"
     "\u3030\u303d\u3297\u3299\u00a9\u00ae\u203c\u2049\u2122\u2139"

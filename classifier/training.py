@@ -184,19 +184,36 @@ def train(
         )
     if weights is not None and len(weights) != len(texts):
         raise ValueError(f"{len(weights)} weights for {len(texts)} texts")
+    _check_config(config)
     started = time.perf_counter()
     threads = config.num_threads or get_backbone(config.backbone).train_threads
     previous_threads = torch.get_num_threads()
     try:
         if threads:
             torch.set_num_threads(threads)
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed also reseeds CUDA: fork the training GPU's generator too, so the
+        # caller's RNG state is restored on every device training touched.
+        device = torch.device(config.device)
+        gpus = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus):
             torch.manual_seed(config.seed)
             result = _train(texts, labels, label_names, config, weights, dev, on_epoch, progress)
     finally:
         torch.set_num_threads(previous_threads)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _check_config(config: TrainConfig) -> None:
+    """Refuse settings that would crash deep inside training with an obscure error."""
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ValueError(
+            f"epochs and batch_size must be at least 1 ({config.epochs}, {config.batch_size})"
+        )
+    if config.seed < 0:  # numpy's default_rng refuses negative seeds
+        raise ValueError(f"seed must be 0 or more, got {config.seed}")
+    if not 0.0 <= config.dev_fraction < 1.0:
+        raise ValueError(f"dev_fraction must be in [0, 1), got {config.dev_fraction}")
 
 
 def _train(

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot.commands.model import seed_int
 from bot.errors import UsageError
 
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Takes about a minute on two CPU cores.",
     )
     p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
     )

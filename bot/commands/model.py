@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="comma-separated label list, in order (default: from the data)")
     p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
     p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
     )
@@ -52,6 +52,17 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def seed_int(value: str) -> int:
+    """argparse type for --seed: a whole number ≥ 0 (numpy's generator refuses negatives)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
 def resolve_model_dir(model: Path | None, settings) -> Path:
     """`--model`, or the newest version folder under MODEL_DIR (clear error when there is none)."""
     from classifier.artifacts import list_model_dirs
@@ -59,6 +70,8 @@ def resolve_model_dir(model: Path | None, settings) -> Path:
     if model is not None:
         if not model.exists():
             raise UsageError(f"--model {model}: no such folder")
+        if not model.is_dir():
+            raise UsageError(f"--model {model}: not a folder (give the model's folder)")
         return model
     versions = list_model_dirs(settings.models_path)
     if not versions:
@@ -80,10 +93,15 @@ def train_command(args: argparse.Namespace, settings) -> int:
     from classifier.artifacts import next_version_dir, save_model
     from classifier.data import infer_labels, parse_label_list, read_labelled_csv
     from classifier.device import resolve_device
+    from classifier.errors import DataError
     from classifier.training import TrainConfig, train
 
     labels = parse_label_list(args.labels) if args.labels is not None else None
     texts, gold = read_labelled_csv(args.data, args.text_col, args.label_col, labels)
+    if labels is not None and len(set(gold)) < 2:  # infer_labels checks the other case
+        raise DataError(
+            f"{args.data}: need at least 2 different labels to train, found only {gold[0]!r}"
+        )
     labels = labels or infer_labels(gold, str(args.data))
     out = args.out or next_version_dir(settings.models_path)
     if out.exists():

@@ -9,7 +9,12 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes
 
 from bot import texts
-from bot.handlers.common import add_command, reply, runtime
+from bot.handlers.common import add_command, is_private, reply, runtime
+
+EXPORT_PRIVATE_ONLY = (
+    "The export holds messages from every chat, private ones too: send /export in a private "
+    "chat with me."
+)
 
 
 async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -19,7 +24,10 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Send every labelled message as a CSV document."""
+    """Send every labelled message as a CSV document (in a private chat only)."""
+    if not is_private(update):  # a group would see everyone's private messages
+        await reply(update, EXPORT_PRIVATE_ONLY)
+        return
     result = await runtime(context).service.export()
     if result.rows == 0:
         await reply(update, texts.EXPORT_EMPTY)

@@ -36,7 +36,7 @@ async def _score(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ScoreRes
         author_of(update),
         message.text,
         telegram_message_id=message.message_id,
-        received_at=message.date,
+        received_at=message.edit_date or message.date,  # an edit is stamped when it was made
     )
 
 

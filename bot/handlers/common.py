@@ -74,8 +74,12 @@ def add_command(
 ) -> None:
     """Register `/name`, gated by role when it is not for everyone, and list it for /help."""
     allowed = role_ids(settings, role)
-    user_filter = None if allowed is None else filters.User(user_id=allowed, allow_empty=False)
-    application.add_handler(CommandHandler(name, callback, filters=user_filter))
+    # New messages only: PTB's CommandHandler also fires on edits, which would run /forget,
+    # /retrain or /export again when someone fixes a typo in an old message.
+    only = filters.UpdateType.MESSAGE
+    if allowed is not None:
+        only = only & filters.User(user_id=allowed, allow_empty=False)
+    application.add_handler(CommandHandler(name, callback, filters=only))
     if menu:
         commands: list[CommandInfo] = application.bot_data.setdefault(COMMANDS_KEY, [])
         commands.append(CommandInfo(name, description, role))

@@ -24,11 +24,12 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 from bot import texts
 from bot.handlers.common import add_command, is_private, may_use, reply, runtime
 from bot.learning import LearningError, QueueView
+from classifier.data import LABEL_NAME
 
 log = logging.getLogger(__name__)
 
 QUEUE_PATTERN = r"^q:"
-_DATA = re.compile(r"^q:(?:(l):(\d{1,18}):([a-z][a-z0-9_-]{0,31})|(s):(\d{1,18})|(u)|(x))$")
+_DATA = re.compile(rf"^q:(?:(l):(\d{{1,18}}):({LABEL_NAME})|(s):(\d{{1,18}})|(u)|(x))$")
 SESSION_KEY = "label_session"  # context.user_data: labels given in the current /label session
 
 PRIVATE_ONLY = "Labeling happens in a private chat with me: send /label there."

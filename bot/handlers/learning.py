@@ -169,7 +169,10 @@ async def _retrain_task(bot: Bot, learning: Any, who: int, progress: Message, fo
             return
         await send_report(bot, progress.chat_id, outcome, edit=progress)
     except LearningError as exc:
-        await progress.edit_text(texts.esc(str(exc).capitalize() + "."))
+        try:
+            await progress.edit_text(texts.esc(str(exc).capitalize() + "."))
+        except TelegramError:  # a background task: nobody else would see it
+            log.warning("could not tell the admin the run was refused", exc_info=True)
     except TelegramError:
         log.warning("could not send the retrain report", exc_info=True)
     except Exception:  # a background task: nobody else would see it

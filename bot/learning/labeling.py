@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 
+OPTED_OUT = "you asked me to forget you, so I don't store your labels; /start to opt back in"
+
+
 class LabelingQueue(LearningCore):
     """The queue operations of `LearningService`."""
 
@@ -43,7 +46,8 @@ class LabelingQueue(LearningCore):
     async def label(self, user_id: int, message_id: int, label: str) -> QueueView:
         """Record this person's queue label for a message, then show their next item.
 
-        Raises `LearningError` for a label the model does not know or a message that is gone.
+        Raises `LearningError` for a label the model does not know, a message that is gone, or
+        a person who opted out with /forget (nothing of theirs is stored until /start).
         """
         from storage import repositories as repo
         from storage.errors import NotFoundError
@@ -52,6 +56,8 @@ class LabelingQueue(LearningCore):
             raise LearningError(f"unknown label {label!r}")
         try:
             async with self.sessionmaker.begin() as session:
+                if await repo.is_opted_out(session, user_id):  # /forget: store nothing of theirs
+                    raise LearningError(OPTED_OUT)
                 await repo.set_label(session, message_id, user_id, label, source="queue")
         except NotFoundError:
             raise LearningError("that message is gone (deleted or forgotten)") from None
@@ -65,7 +71,8 @@ class LabelingQueue(LearningCore):
 
         with contextlib.suppress(IntegrityError):  # a vanished message needs no skip record
             async with self.sessionmaker.begin() as session:
-                await repo.skip_queue_item(session, user_id, message_id)
+                if not await repo.is_opted_out(session, user_id):  # /forget: no queue state
+                    await repo.skip_queue_item(session, user_id, message_id)
         return await self.next_item(user_id)
 
     async def undo(self, user_id: int) -> QueueView | None:

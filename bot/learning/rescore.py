@@ -51,12 +51,14 @@ async def rescore_unlabelled(
         rows = await unscored_messages(session, version, limit)
     if not rows:
         return 0
-    predictions = await predictor.predict([text for _, text in rows])
-    scored = list(zip(rows, predictions, strict=True))
-    # Small units of work: the bot's own writes wait for the database lock in between.
-    for start in range(0, len(scored), RESCORE_CHUNK):
+    # Chunk by chunk: the predictor runs one request as one batch, so scoring all rows at once
+    # would hold every chat's reply behind it (tens of seconds with BERT); small units of work
+    # likewise let the bot's own writes take the database lock in between.
+    for start in range(0, len(rows), RESCORE_CHUNK):
+        chunk = rows[start : start + RESCORE_CHUNK]
+        predictions = await predictor.predict([text for _, text in chunk])
         async with sessionmaker.begin() as session:
-            for (message_id, _), pred in scored[start : start + RESCORE_CHUNK]:
+            for (message_id, _), pred in zip(chunk, predictions, strict=True):
                 await repo.add_prediction(
                     session,
                     message_id,

@@ -151,9 +151,13 @@ class Retraining(LearningCore):
             )
 
     async def recover(self) -> int:
-        """On start: runs left `running` by a process that no longer exists are marked failed."""
+        """On start: runs left `running` by a process that no longer exists are marked failed.
+
+        A run recorded with this process's own id is dead too when this service runs none: a
+        restarted container's bot often gets the same pid (1) as the one that died.
+        """
         async with self.sessionmaker.begin() as session:
-            return await _fail_dead_run(session)
+            return await _fail_dead_run(session, own_pid_is_dead=not self.training)
 
     async def _emit(self, on_progress: ProgressCallback | None, progress: Progress) -> None:
         """Tell the caller; a failing callback (e.g. a failed edit) never stops the training."""
@@ -289,7 +293,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-async def _fail_dead_run(session: AsyncSession) -> int:
+async def _fail_dead_run(session: AsyncSession, *, own_pid_is_dead: bool = False) -> int:
     """A `running` run whose owning process is gone (crash, kill -9) is marked failed."""
     from storage import repositories as repo
 
@@ -297,7 +301,8 @@ async def _fail_dead_run(session: AsyncSession) -> int:
     if run is None:
         return 0
     pid = (run.details or {}).get("pid")
-    if isinstance(pid, int) and _pid_alive(pid):
+    mine = own_pid_is_dead and pid == os.getpid()
+    if isinstance(pid, int) and not mine and _pid_alive(pid):
         return 0
     await repo.finish_training_run(
         session,

@@ -48,7 +48,10 @@ class ModelVersions(LearningCore):
             row = await _rollback_target(session, active, target)
         classifier, report, eval_rows = await self._check_loads_and_scores(row)
         async with self.sessionmaker.begin() as session:
-            await repo.activate_model_version(session, row.version, reason=f"rollback by {who}")
+            # Who did it goes to the audit log only: /forget scrubs that, not this free text.
+            await repo.activate_model_version(
+                session, row.version, reason="rolled back (see audit_log)"
+            )
             await repo.add_audit(
                 session,
                 who,

@@ -8,7 +8,7 @@ import io
 from sqlalchemy import func, select
 
 from bot.service import Author, ChatRef
-from storage.models import Label, Message, Prediction
+from storage.models import Label, LabelHistory, Message, Prediction
 
 ALICE = Author(1, "alice", "Alice")
 BOB = Author(2, "bob", "Bob")
@@ -43,6 +43,21 @@ async def test_edit_replaces_text_and_adds_a_prediction(runtime):
     )
     assert second.edited and second.message_id == first.message_id
     assert await _count(runtime, Message) == 1 and await _count(runtime, Prediction) == 2
+
+
+async def test_an_edit_drops_the_labels_given_to_the_old_text(runtime):
+    first = await runtime.service.score_message(PRIVATE, ALICE, "I love it", telegram_message_id=7)
+    assert (await runtime.service.record_label(first.message_id, ALICE, "positive")).ok
+    await runtime.service.score_message(PRIVATE, ALICE, "I hate it", telegram_message_id=7)
+    assert await _count(runtime, Label) == 0
+    async with runtime.sessionmaker() as session:
+        history = (await session.execute(select(LabelHistory.action, LabelHistory.label))).all()
+    assert [tuple(r) for r in history] == [("set", "positive"), ("undo", None)]
+    # A message that was never labelled is edited without touching anyone's labels.
+    other = await runtime.service.score_message(PRIVATE, BOB, "fine", telegram_message_id=8)
+    assert (await runtime.service.record_label(other.message_id, BOB, "neutral")).ok
+    await runtime.service.score_message(PRIVATE, ALICE, "I hate it!", telegram_message_id=7)
+    assert await _count(runtime, Label) == 1
 
 
 async def test_record_label_outcomes(runtime):
@@ -96,6 +111,24 @@ async def test_status_reports_model_counts_and_extra_sections(runtime):
     assert (report.messages, report.labels, report.labelled_messages) == (1, 1, 1)
     assert report.untrained_labels == 1
     assert report.sections == [("Learning", ["3 runs"])]
+
+
+async def test_status_shows_the_served_models_metrics(runtime):
+    # Another process (sentibot retrain) activated v0002; the bot serves v0001 until it syncs.
+    from storage import repositories as repo
+
+    async with runtime.sessionmaker.begin() as session:
+        await repo.register_model_version(
+            session,
+            "v0002",
+            folder="/nowhere/v0002",
+            backbone="embedding",
+            metrics={"eval": {"macro_f1": 0.123}},
+        )
+        await repo.activate_model_version(session, "v0002")
+    report = await runtime.service.status()
+    assert report.model_version == "v0001"
+    assert report.metrics is not None and report.metrics["macro_f1"] != 0.123
 
 
 async def test_forget_deletes_and_opts_out_until_opt_in(runtime):

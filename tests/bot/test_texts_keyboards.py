@@ -18,8 +18,8 @@ def test_feedback_data_round_trip_and_limits():
 
 @pytest.mark.parametrize(
     "data",
-    [None, "", "fb:", "fb:1", "fb:x:positive", "fb:1:Positive", "fb:1:pos itive", "fb:-1:positive",
-     "fb:1:positive:extra", "xfb:1:positive", "fb:" + "1" * 19 + ":positive"],
+    [None, "", "fb:", "fb:1", "fb:x:positive", "fb:1:-positive", "fb:1:pos itive", "fb:-1:positive",
+     "fb:1:" + "p" * 33, "fb:1:positive:extra", "xfb:1:positive", "fb:" + "1" * 19 + ":positive"],
 )  # fmt: skip
 def test_malformed_feedback_data_parses_to_none(data):
     assert keyboards.parse_feedback(data) is None
@@ -59,6 +59,16 @@ def test_fit_never_exceeds_the_limit_or_cuts_an_entity():
     assert len(cut) <= 4096 and cut.endswith("…")
     assert not cut[:-1].endswith(("&", "&a", "&am", "&amp"))
     assert texts.fit("short") == "short"
+
+
+def test_fit_keeps_whole_lines_and_tags():
+    lines = "\n".join(f"<b>{i}</b> {texts.esc('x<y')}" for i in range(1000))
+    cut = texts.fit(lines)
+    assert len(cut) <= 4096 and cut.endswith("\n…")
+    body = cut[: -len("\n…")]
+    assert body.count("<b>") == body.count("</b>") > 100
+    one_line = "<i>" + "z" * 4090 + "</i><b>tail</b>"  # no line end: cut before the tag
+    assert not texts.fit(one_line)[:-1].endswith(("<", "</", "</i", "<b"))
 
 
 def test_quote_escapes_and_shortens():

@@ -97,6 +97,7 @@ def test_garbage_json_is_refused(model_copy):
         (lambda c: c.update(format_version=99), "format_version"),
         (lambda c: c.update(labels=["only"]), "labels"),
         (lambda c: c.update(backbone="nope"), "unknown backbone"),
+        (lambda c: c.update(backbone=["embedding"]), "'backbone' must be a name"),
     ],
 )
 def test_mismatched_config_is_refused(model_copy, change, match):

@@ -212,6 +212,21 @@ def test_warmup_then_linear_decay():
     assert lrs[4:] == sorted(lrs[4:], reverse=True) and lrs[-1] < 0.2
 
 
+def test_finetune_schedule_spans_every_training_step(tiny_training_data, tiny_bert, monkeypatch):
+    made = []
+
+    class Recording(bert.WarmupLinearAdamW):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(bert, "WarmupLinearAdamW", Recording)
+    result = _train(tiny_training_data, tiny_bert, "finetune", epochs=2, patience=10)
+    [opt] = made
+    assert result.epochs_run == 2 and opt.steps_done == opt.total  # small data: small batches
+    assert opt.factor(opt.steps_done - 1) > 0  # the last step still learned
+
+
 # --- refusals -------------------------------------------------------------------------------------
 def test_missing_bert_folder_is_one_clear_error(tiny_training_data, tmp_path):
     with pytest.raises(bert.BertUnavailableError, match="BERT_PATH .*nope is not a folder"):
@@ -284,6 +299,14 @@ def test_missing_tokenizer_is_refused(frozen_dir, tmp_path):
     folder = shutil.copytree(frozen_dir, tmp_path / "v0001")
     shutil.rmtree(folder / "tokenizer")
     with pytest.raises(ModelFolderError, match="tokenizer: missing"):
+        load_model(folder)
+
+
+def test_corrupt_tokenizer_is_a_model_folder_error(frozen_dir, tmp_path):
+    # A ModelFolderError (not BertUnavailableError): the Runtime skips such folders.
+    folder = shutil.copytree(frozen_dir, tmp_path / "v0001")
+    (folder / "tokenizer" / "tokenizer.json").write_text("{garbage")
+    with pytest.raises(ModelFolderError, match="cannot load its tokenizer"):
         load_model(folder)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -270,23 +269,25 @@ def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpu
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_build_refuses_existing_folder_before_training(tmp_path, small_corpus):
+def test_build_refuses_existing_folder_before_training(tmp_path, small_corpus, monkeypatch):
+    import classifier.training
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained although the output folder exists")
+
+    monkeypatch.setattr(classifier.training, "train", must_not_train)
     out = tmp_path / "v0001"
     out.mkdir()
-    started = time.perf_counter()
     with pytest.raises(ModelFolderError, match="already exists"):
         fast_build(out, small_corpus)
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.slow
-def test_full_bootstrap_build_is_fast_and_sensible(tmp_path):
+def test_full_bootstrap_build_is_sensible(tmp_path):
+    # Its build time is measured by benchmarks/bootstrap.py, not asserted here.
     from classifier.artifacts import load_model, read_metrics
 
-    started = time.perf_counter()
     folder = build_bootstrap_model(tmp_path / "v0001", progress=False)
-    seconds = time.perf_counter() - started
-    assert seconds < 120, f"bootstrap build took {seconds:.0f} s (budget ~60 s on 2 idle cores)"
     card = read_metrics(folder)
     assert card["metrics"]["macro_f1"] > 0.55  # held-out corpus slice
     model = load_model(folder)

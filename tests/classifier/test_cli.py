@@ -211,6 +211,9 @@ def test_label_list_too_short_or_broken(capsys, tmp_path, labels):
 def test_single_label_in_data(capsys, tmp_path):
     data = write(tmp_path / "d.csv", "text,label\ngood,positive\ngreat,positive\n")
     assert "at least 2 different labels" in bad(capsys, "train", "--data", str(data))
+    # Naming two labels does not help when the data has only one of them.
+    msg = bad(capsys, "train", "--data", str(data), "--labels", "negative,positive")
+    assert "at least 2 different labels" in msg and "'positive'" in msg
 
 
 def test_header_only_and_empty_file(capsys, tmp_path):
@@ -233,6 +236,8 @@ def test_no_model_yet(capsys):
 
 def test_missing_model_folder(capsys, tmp_path):
     assert "--model" in bad(capsys, "predict", "--model", str(tmp_path / "nope"), "hi")
+    a_file = write(tmp_path / "model.safetensors", "")
+    assert "not a folder" in bad(capsys, "predict", "--model", str(a_file), "hi")
 
 
 def test_corrupt_model_folder(capsys, tmp_path, tiny_model_dir):
@@ -270,11 +275,20 @@ def test_read_csv_bom_quotes_and_long_text(tmp_path):
     assert texts == ['a, "quoted" text', long] and labels == ["positive", "negative"]
 
 
-def test_read_csv_not_utf8(tmp_path):
+def test_read_csv_not_utf8_names_the_line(tmp_path):
+    # Far enough into the file that the decoder's chunk offset differs from the file's.
     path = tmp_path / "d.csv"
-    path.write_bytes("text,label\ncaf\xe9,positive\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not UTF-8"):
+    rows = "ok,positive\n" * 2000
+    path.write_bytes(f"text,label\n{rows}caf\xe9,positive\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"line 2002: not UTF-8"):
         read_labelled_csv(path)
+
+
+def test_negative_seed_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        bot.cli.main(["train", "--data", "x.csv", "--seed", "-1"])
+    assert info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
 
 
 @pytest.mark.slow

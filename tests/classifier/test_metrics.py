@@ -1,5 +1,6 @@
 """Metrics against hand-computed values, and label-subset restriction."""
 
+import numpy as np
 import pytest
 
 from classifier.artifacts import load_model
@@ -50,9 +51,25 @@ def test_evaluate_restricts_to_present_labels(tiny_model_dir):
     assert report.restricted_to == ["negative", "positive"]
     assert report.labels == ["negative", "positive"]
     assert len(report.confusion) == 2
-    # Every prediction is one of the two present labels.
-    assert sum(map(sum, report.confusion)) == 3
+    # The predictions are the argmax over the two present labels' columns only.
+    probs = classifier.predict_proba(texts)[:, [0, 2]]
+    expected = np.zeros((2, 2), dtype=int)
+    for g, p in zip([1, 0, 0], probs.argmax(axis=1), strict=True):
+        expected[g][p] += 1
+    assert report.confusion == expected.tolist()
     assert "restricted" in report.format_table()
+
+
+def test_evaluate_does_not_restrict_to_a_single_label(tiny_model_dir):
+    # Argmax over one label is always right: restricting would report a meaningless 100%.
+    classifier = load_model(tiny_model_dir)
+    texts = ["I love this", "I hate this"]
+    report = evaluate(classifier, texts, ["negative", "negative"])
+    assert report.restricted_to is None
+    assert report.labels == classifier.labels
+    predicted = classifier.predict(texts)
+    assert report.accuracy == predicted.count("negative") / 2
+    assert report.accuracy < 1.0  # "I love this" is not negative for the tiny model
 
 
 def test_evaluate_rejects_unknown_gold_label(tiny_model_dir):

@@ -140,6 +140,21 @@ async def test_errors_reach_the_caller(classifier):
     assert pred.model_version == "v2"
 
 
+async def test_a_malformed_model_output_fails_the_batch_not_the_predictor(classifier):
+    class WrongShape:
+        labels = classifier.labels
+
+        def predict_proba(self, texts):
+            return np.full((len(texts), 2), 0.5)  # 2 columns for 3 labels
+
+    async with Predictor(WrongShape(), "v1") as predictor:
+        with pytest.raises(RuntimeError, match="shape"):
+            await asyncio.wait_for(predictor.predict(["x"]), 5)
+        predictor.swap(classifier, "v2")
+        [pred] = await asyncio.wait_for(predictor.predict(["still serving"]), 5)
+    assert pred.model_version == "v2"
+
+
 async def test_worker_thread_count_does_not_leak_to_the_loop_thread(classifier):
     import torch
 

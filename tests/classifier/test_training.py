@@ -112,6 +112,19 @@ def test_bad_arguments(labels, names, match):
         train(["x", "y"], labels, names, TrainConfig(**FAST), progress=False)
 
 
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"epochs": 0}, "epochs and batch_size"),
+        ({"seed": -1}, "seed must be 0 or more"),
+        ({"dev_fraction": 1.0}, "dev_fraction"),
+    ],
+)
+def test_bad_config_is_refused_up_front(change, match):
+    with pytest.raises(ValueError, match=match):
+        train(["x", "y"], ["a", "b"], ["a", "b"], TrainConfig(**{**FAST, **change}))
+
+
 def test_progress_bar_only_when_asked(tiny_training_data, capsys):
     texts, labels = tiny_training_data
     names = ["negative", "neutral", "positive"]

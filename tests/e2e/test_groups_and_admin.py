@@ -146,6 +146,16 @@ async def test_status_and_export_are_admin_only(bot):
     assert "/status" in help_text and "/export" in help_text
 
 
+async def test_export_is_never_posted_in_a_group(bot):
+    reply = await bot.say(ALICE, "A private thought, please keep it")
+    bot.fake.press(reply, "neutral", ALICE)
+    await bot.fake.wait_for(lambda: "you said" in reply.text)
+    answer = await bot.say(ADMIN, "/export", chat=GROUP)
+    assert answer.method == "sendMessage" and "private chat" in answer.text
+    await bot.fake.quiet()
+    assert [m.method for m in bot.fake.messages(GROUP["id"])] == ["sendMessage"]
+
+
 async def test_command_menus_are_set_per_role(bot):
     default = bot.fake.commands['{"type": "default"}']
     names = {c["command"] for c in default}

@@ -116,6 +116,15 @@ async def test_edited_message_is_rescored(bot):
     assert len(predictions) == 2 and predictions[-1] == "negative"
 
 
+async def test_an_edited_command_does_not_run_again(bot):
+    original = bot.fake.user_says(bot.private(ALICE), ALICE, "/forget")
+    ask = await bot.fake.next_from_bot(ALICE["id"])
+    assert len(ask.buttons) == 2
+    bot.fake.edit(original, "/forget")
+    await bot.fake.quiet()
+    assert len(bot.fake.messages(ALICE["id"])) == 1  # no second confirmation
+
+
 async def test_help_lists_only_commands_this_person_may_use(bot):
     reply = await bot.say(ALICE, "/help")
     assert "/mood" in reply.text and "/forget" in reply.text

@@ -255,6 +255,81 @@ async def test_another_process_running_blocks_and_a_dead_one_is_recovered(env):
         assert (await repo.running_training_run(session)) is None
 
 
+async def test_a_run_left_by_a_dead_process_with_our_own_pid_is_recovered(env):
+    # A restarted container's bot often gets the dead one's pid (1): at start-up, with no run
+    # of its own, a `running` row carrying its own pid cannot be alive.
+    from storage import repositories as repo
+
+    async with env.sessionmaker.begin() as session:
+        run = await repo.start_training_run(session, "admin", 1)
+        run.details = {"pid": os.getpid()}
+    assert await env.learning.recover() == 1
+    async with env.sessionmaker() as session:
+        assert (await repo.running_training_run(session)) is None
+        assert (await repo.last_training_run(session, status=None)).status == "failed"
+
+
+async def test_an_opted_out_annotator_stores_no_queue_label_or_skip(env):
+    from storage import repositories as repo
+
+    ids = await env.add_messages(chat_texts(3))
+    async with env.sessionmaker.begin() as session:
+        await repo.upsert_user(session, 2)
+        await repo.set_opted_out(session, 2, True)
+    with pytest.raises(LearningError, match="forget"):
+        await env.learning.label(2, ids[0], "positive")
+    await env.learning.skip(2, ids[1])
+    async with env.sessionmaker() as session:
+        assert await repo.count_labels(session, 2) == 0
+    assert (await env.learning.next_item(2)).remaining == 3  # the skip was not stored
+
+
+async def test_rescoring_the_queue_goes_chunk_by_chunk(env, monkeypatch):
+    # One predictor request is one batch: chunks keep the bot's replies from queueing behind it.
+    from bot.learning import rescore
+    from storage import repositories as repo
+
+    ids = await env.add_messages(chat_texts(5))
+    monkeypatch.setattr(rescore, "RESCORE_CHUNK", 2)
+    sizes = []
+    predict = env.predictor.predict
+
+    async def counting(texts):
+        sizes.append(len(texts))
+        return await predict(texts)
+
+    monkeypatch.setattr(env.predictor, "predict", counting)
+    env.predictor.swap(env.predictor.classifier, "v0002")
+    assert await env.learning.rescore_queue("v0002") == 5
+    assert sizes == [2, 2, 1]
+    async with env.sessionmaker() as session:
+        for i in ids:
+            assert (await repo.latest_prediction(session, i, "v0002")) is not None
+    assert await env.learning.rescore_queue("v0002") == 0  # nothing left to score
+
+
+async def test_a_rollback_leaves_no_trace_of_a_forgotten_admin(env):
+    from sqlalchemy import select
+
+    from storage import repositories as repo
+    from storage.models import AuditLog, ModelVersion
+
+    folder = env.settings.models_path / "v0001"
+    async with env.sessionmaker.begin() as session:
+        await repo.register_model_version(
+            session, "v0002", folder=str(folder), backbone="embedding"
+        )
+        await repo.activate_model_version(session, "v0002")
+    done = await env.learning.rollback(987654321)
+    assert (done.from_version, done.to_version) == ("v0002", "v0001")
+    async with env.sessionmaker.begin() as session:
+        await repo.forget_user(session, 987654321)
+    async with env.sessionmaker() as session:
+        rows = list(await session.scalars(select(ModelVersion)))
+        audit = list(await session.scalars(select(AuditLog)))
+    assert not any("987654321" in repr(vars(row)) for row in rows + audit)
+
+
 async def test_schedule_trigger_needs_enough_new_labels(env):
     from storage import repositories as repo
 
