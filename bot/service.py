@@ -314,10 +314,15 @@ class SentimentService:
         """Every labelled message as CSV bytes (`text,label` plus provenance columns)."""
         with tempfile.TemporaryDirectory(prefix="sentibot-export-") as folder:
             path = Path(folder) / "labels.csv"
+            # Read, then write the file after the session is closed: SQLite's single connection
+            # (and its write lock) must not wait on file I/O.
             async with self.sessionmaker() as session:
-                rows = await repo.export_labels_csv(session, path)
-            data = await asyncio.to_thread(path.read_bytes) if rows else b""
-        return ExportResult(rows, data)
+                examples = await repo.labelled_examples(session)
+            if not examples:
+                return ExportResult(0, b"")
+            await asyncio.to_thread(repo.write_export_csv, path, examples)
+            data = await asyncio.to_thread(path.read_bytes)
+        return ExportResult(len(examples), data)
 
 
 def _eval_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

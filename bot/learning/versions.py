@@ -39,10 +39,16 @@ class ModelVersions(LearningCore):
         The target is loaded and must score the current eval split before anything changes;
         otherwise `RollbackError` says why. Recorded in the audit log (who, from → to).
         """
-        from storage import repositories as repo
-
         if self.training:
             raise RollbackError(f"{IN_PROGRESS}; try again when it has finished")
+        # Hold the training lock: a retrain starting meanwhile would judge its candidate against
+        # the model being replaced and could promote over the rollback.
+        async with self._lock:
+            return await self._rollback(who, target)
+
+    async def _rollback(self, who: int | None, target: str | None) -> RollbackOutcome:
+        from storage import repositories as repo
+
         async with self.sessionmaker() as session:
             active = await repo.get_active_model_version(session)
             row = await _rollback_target(session, active, target)

@@ -17,6 +17,7 @@ from storage.repositories.csvio import (
     import_labels,
     import_labels_csv,
     read_import_csv,
+    write_export_csv,
 )
 from storage.repositories.dataset import (
     EVAL_FRACTION,
@@ -103,6 +104,7 @@ __all__ = [
     "count_labels",
     "count_new_resolved_labels",
     "export_labels_csv",
+    "write_export_csv",
     "fail_stale_runs",
     "find_message",
     "finish_training_run",

@@ -31,7 +31,7 @@ EXPORT_COLUMNS = (
 MAX_REPORTED_ERRORS = 10
 
 
-def _write_export(path: Path, examples: list[LabelledExample]) -> None:
+def write_export_csv(path: Path, examples: list[LabelledExample]) -> None:
     """Write the CSV to a temporary file next to `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".csv", dir=path.parent)
@@ -64,7 +64,7 @@ async def export_labels_csv(session: AsyncSession, path: Path | str) -> int:
     Columns: EXPORT_COLUMNS (`sources` is `;`-joined, e.g. `inline;queue`). Ties are left out.
     """
     examples = await labelled_examples(session)
-    await asyncio.to_thread(_write_export, Path(path), examples)
+    await asyncio.to_thread(write_export_csv, Path(path), examples)
     return len(examples)
 
 
