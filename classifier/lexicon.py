@@ -185,21 +185,19 @@ def apply_lexicon_prior(
     lexicon: Lexicon,
     *,
     strength: float = 8.0,
-    neutral_shift: float = 0.0,
-    negation: bool = False,
-    negations: Iterable[str] = NEGATIONS,
 ) -> int:
     """Add each lexicon token's valence to its embedding row, in place; return rows changed.
 
     The direction `d` solves `W d = t` (W: the head's weight, t: +1 for the valence's class, -1
-    for the opposite one, `-neutral_shift` for neutral), so one unit of valence moves the logits
-    by exactly t whatever the head learned. `strength` scales valence → embedding. When the
-    vocabulary marks negation scopes, each `not_<word>` row it has gets `NEGATION_SCALAR` times
-    the word's valence ("not good" then leans negative, "not bad" positive). With
-    `negation`, the hashed bigram "not w" gets `(NEGATION_SCALAR - 1) * valence(w)` so that
-    "not w" sums to -0.74 × w's valence. Off by default: thousands of such bigrams land in
-    buckets shared (by hashing) with common bigrams, and on SemEval tweets it cost 2-8 points of
-    macro-F1. Needs the labels negative/positive and a vocabulary.
+    for the opposite one, 0 for neutral), so one unit of valence moves the logits by exactly t
+    whatever the head learned. `strength` scales valence → embedding. When the vocabulary marks
+    negation scopes, each `not_<word>` row it has gets `NEGATION_SCALAR` times the word's valence
+    ("not good" then leans negative, "not bad" positive). Needs the labels negative/positive and
+    a vocabulary.
+
+    Two former options were removed as measured worse and unused: biasing the hashed bigram
+    "not w" (its buckets are shared with common bigrams; it cost 2-8 points of macro-F1 on
+    SemEval tweets) and shifting neutral down.
     """
     import torch
 
@@ -210,7 +208,7 @@ def apply_lexicon_prior(
     if classifier.backbone != "embedding" or vocab is None:  # BERT: no per-word rows to bias
         return 0
     weight = classifier.module.head.linear.weight.detach().float().cpu()  # [L, D]
-    target = torch.full((len(labels),), -float(neutral_shift))
+    target = torch.zeros(len(labels))
     target[labels.index("positive")], target[labels.index("negative")] = 1.0, -1.0
     direction = torch.linalg.pinv(weight) @ target  # [D]: +1 toward positive per unit
     table = classifier.module.encoder.embedding.weight
@@ -228,20 +226,11 @@ def apply_lexicon_prior(
             if row is not None:
                 rows.append(row)
                 deltas.append(NEGATION_SCALAR * value)
-    if negation and vocab.bigram_buckets:
-        from classifier.tokenizer import bigram_bucket
-
-        base, buckets = vocab.num_words, vocab.bigram_buckets
-        for neg in negations:
-            for token, value in lexicon.valence.items():
-                if abs(value) >= 1.0:
-                    rows.append(base + bigram_bucket(neg, token, buckets))
-                    deltas.append((NEGATION_SCALAR - 1.0) * value)
     if not rows:
         return 0
     idx = torch.tensor(rows, dtype=torch.long)
-    # Sign-aware magnitude: a negative valence uses the mirrored target (neutral still shifts
-    # down), hence |v| * d(sign) rather than v * d.
+    # Sign-aware magnitude: a negative valence uses the mirrored target, hence |v| * d(sign)
+    # rather than v * d.
     mirrored = torch.linalg.pinv(weight) @ _mirror(target, labels)
     vals = torch.tensor(deltas, dtype=torch.float32)
     update = torch.where(

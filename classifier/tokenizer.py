@@ -148,7 +148,12 @@ def bigram_bucket(left: str, right: str, buckets: int) -> int:
 
 
 class Vocab:
-    """Token → id mapping plus hashed-bigram buckets; turns texts into id arrays."""
+    """Token → id mapping plus hashed-bigram buckets; turns texts into id arrays.
+
+    `lowercase` is recorded for information only and is always true in practice: `tokenize`
+    always lowercases, whatever it says. It is kept (and written back exactly as read) so that
+    existing vocab.json files load and re-save byte for byte the same.
+    """
 
     def __init__(
         self,
@@ -165,7 +170,7 @@ class Vocab:
         if len(self.index) != len(self.words):
             raise ValueError("vocabulary has duplicate entries")
         self.bigram_buckets = int(bigram_buckets)
-        self.lowercase = lowercase
+        self.lowercase = lowercase  # informational: see the class docstring
         self.negation_scope = int(negation_scope)  # 0: no negation marking (the old behaviour)
 
     @classmethod

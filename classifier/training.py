@@ -216,17 +216,30 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"dev_fraction must be in [0, 1), got {config.dev_fraction}")
 
 
-def _train(
+@dataclass
+class _Data:
+    """Training and dev rows as `_train` uses them (labels as ids, weights already balanced)."""
+
+    texts: list[str]  # every input text, for the data manifest
+    y_all: np.ndarray
+    train_texts: list[str]
+    y_train: torch.Tensor
+    w_train: torch.Tensor
+    dev_texts: list[str]
+    y_dev: np.ndarray
+    dev_source: str  # "explicit", "split" or "train" (no dev rows: report on the training data)
+
+
+def _prepare_data(
     texts: Sequence[str],
     labels: Sequence[str | int],
     label_names: list[str],
     config: TrainConfig,
     weights: Sequence[float] | None,
     dev: tuple[Sequence[str], Sequence[str | int]] | None,
-    on_epoch: OnEpoch | None,
-    progress: bool | None,
-) -> TrainResult:
-    rng = np.random.default_rng(config.seed)
+    rng: np.random.Generator,
+) -> _Data:
+    """Label ids, the dev split (drawn from `rng`) and class-balanced per-row weights."""
     texts = list(texts)
     y_all = _label_ids(labels, label_names)
     w_all = (
@@ -244,12 +257,25 @@ def _train(
         if not len(dev_idx):
             dev_idx = train_idx
         dev_texts, y_dev = [texts[i] for i in dev_idx], y_all[dev_idx]
-    train_texts = [texts[i] for i in train_idx]
     if config.balance_classes:
         balance = _class_balance(y_all[train_idx], w_all[train_idx], len(label_names))
         w_all = w_all * balance[y_all]
-    y_train, w_train = torch.from_numpy(y_all[train_idx]), torch.from_numpy(w_all[train_idx])
+    return _Data(
+        texts=texts,
+        y_all=y_all,
+        train_texts=[texts[i] for i in train_idx],
+        y_train=torch.from_numpy(y_all[train_idx]),
+        w_train=torch.from_numpy(w_all[train_idx]),
+        dev_texts=dev_texts,
+        y_dev=y_dev,
+        dev_source=dev_source,
+    )
 
+
+def _build_model(
+    train_texts: list[str], label_names: list[str], config: TrainConfig
+) -> tuple[Classifier, list[torch.optim.Optimizer], list[Any]]:
+    """Fit the text encoder, build the module (torch RNG: weight init) and its optimisers."""
     backbone = get_backbone(config.backbone)
     device = torch.device(config.device)
     text_encoder = backbone.fit_text_encoder(train_texts, config)
@@ -267,52 +293,115 @@ def _train(
             torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total_steps))
             for opt in optimizers
         ]
+    return classifier, optimizers, schedulers
 
+
+@dataclass
+class _EarlyStopping:
+    """Keeps the best epoch's weights; says when `patience` epochs brought no improvement."""
+
+    patience: int
+    enabled: bool  # off when dev is the training data: its F1 says nothing about overfitting
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    best_state: dict | None = None
+    stale: int = 0
+    history: list[float] = field(default_factory=list)
+
+    def update(self, epoch: int, f1: float, module: torch.nn.Module) -> bool:
+        """Record `epoch`'s dev macro-F1; True when training should stop."""
+        self.history.append(f1)
+        if f1 > self.best_f1:
+            self.best_f1, self.best_epoch, self.stale = f1, epoch, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+            return False
+        self.stale += 1
+        return self.enabled and self.stale >= self.patience
+
+    def restore_best(self, module: torch.nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+def _train(
+    texts: Sequence[str],
+    labels: Sequence[str | int],
+    label_names: list[str],
+    config: TrainConfig,
+    weights: Sequence[float] | None,
+    dev: tuple[Sequence[str], Sequence[str | int]] | None,
+    on_epoch: OnEpoch | None,
+    progress: bool | None,
+) -> TrainResult:
+    rng = np.random.default_rng(config.seed)
+    data = _prepare_data(texts, labels, label_names, config, weights, dev, rng)
+    classifier, optimizers, schedulers = _build_model(data.train_texts, label_names, config)
     # Tokenise once; every epoch only gathers and concatenates id arrays.
-    seqs = text_encoder.tokenize(train_texts, config.max_tokens)
-    dev_seqs = text_encoder.tokenize(dev_texts, config.max_tokens)
+    seqs = classifier.text_encoder.tokenize(data.train_texts, config.max_tokens)
+    dev_seqs = classifier.text_encoder.tokenize(data.dev_texts, config.max_tokens)
     use_bar = _progress_enabled(progress)
-    best_f1, best_epoch, best_state, stale = -1.0, 0, None, 0
-    history: list[float] = []
+    stopper = _EarlyStopping(config.patience, enabled=data.dev_source != "train")
     epoch = 0
     for epoch in range(1, config.epochs + 1):
         _run_epoch(
-            classifier, seqs, y_train, w_train, optimizers, schedulers, config, rng, epoch, use_bar
+            classifier,
+            seqs,
+            data.y_train,
+            data.w_train,
+            optimizers,
+            schedulers,
+            config,
+            rng,
+            epoch,
+            use_bar,
         )
-        dev_pred = classifier.logits_of_ids(dev_seqs).argmax(dim=1).numpy()
-        f1 = report_from_indices(y_dev, dev_pred, label_names).macro_f1
-        history.append(f1)
+        f1 = _dev_report(classifier, dev_seqs, data.y_dev, label_names).macro_f1
         log.debug("epoch %d/%d: dev macro-F1 %.4f", epoch, config.epochs, f1)
         if on_epoch is not None:
             on_epoch(epoch, config.epochs, f1)
-        if f1 > best_f1:
-            best_f1, best_epoch, stale = f1, epoch, 0
-            best_state = copy.deepcopy(module.state_dict())
-        else:
-            stale += 1
-            if dev_source != "train" and stale >= config.patience:
-                break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
+        if stopper.update(epoch, f1, classifier.module):
+            break
+    stopper.restore_best(classifier.module)
+    classifier.module.eval()
+    return _make_result(classifier, data, label_names, config, weights, dev_seqs, epoch, stopper)
+
+
+def _dev_report(
+    classifier: Classifier, dev_seqs: list[Any], y_dev: np.ndarray, label_names: list[str]
+) -> EvalReport:
     dev_pred = classifier.logits_of_ids(dev_seqs).argmax(dim=1).numpy()
-    manifest = data_manifest(texts, [label_names[i] for i in y_all], label_names)
+    return report_from_indices(y_dev, dev_pred, label_names)
+
+
+def _make_result(
+    classifier: Classifier,
+    data: _Data,
+    label_names: list[str],
+    config: TrainConfig,
+    weights: Sequence[float] | None,
+    dev_seqs: list[Any],
+    epochs_run: int,
+    stopper: _EarlyStopping,
+) -> TrainResult:
+    """The final dev report (best weights restored) and the data manifest saved with the model."""
+    dev_report = _dev_report(classifier, dev_seqs, data.y_dev, label_names)
+    manifest = data_manifest(data.texts, [label_names[i] for i in data.y_all], label_names)
     manifest.update(
         {
-            "train_rows": len(train_texts),
-            "dev_rows": len(dev_texts),
-            "dev_source": dev_source,
+            "train_rows": len(data.train_texts),
+            "dev_rows": len(data.dev_texts),
+            "dev_source": data.dev_source,
             "weighted": weights is not None,
             "train_config": config.to_dict(),
         }
     )
     return TrainResult(
         classifier=classifier,
-        dev_report=report_from_indices(y_dev, dev_pred, label_names),
+        dev_report=dev_report,
         manifest=manifest,
-        epochs_run=epoch,
-        best_epoch=best_epoch,
-        history=history,
+        epochs_run=epochs_run,
+        best_epoch=stopper.best_epoch,
+        history=stopper.history,
     )
 
 
