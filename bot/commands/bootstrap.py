@@ -7,10 +7,9 @@ see `classifier/bootstrap.py` for the recipe. Heavy imports happen inside the ha
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from bot.commands.model import seed_int
+from bot.commands.options import add_backbone_option, print_epoch, seed_int
 from bot.errors import UsageError
 
 
@@ -24,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
-    )
+    add_backbone_option(p, "the BACKBONE setting")
     p.set_defaults(handler=bootstrap_command)
 
 
@@ -47,14 +44,11 @@ def bootstrap_command(args: argparse.Namespace, settings) -> int:
         )
     print(f"building the bootstrap model ({backbone} backbone) into {out}")
 
-    def on_epoch(epoch: int, epochs: int, f1: float) -> None:
-        print(f"epoch {epoch}/{epochs}: dev macro-F1 {f1:.3f}", file=sys.stderr)
-
     path = build_bootstrap_model(
         out,
         seed=args.seed,
         device=resolve_device(settings.device),
-        on_epoch=on_epoch,
+        on_epoch=print_epoch,
         backbone=backbone,
         train_overrides=overrides,
     )

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from bot.commands.options import add_backbone_option, positive_int, print_epoch, seed_int
 from bot.errors import OperatorError, UsageError
 
 
@@ -20,11 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-col", default="label", help="column holding the label (default: label)")
     p.add_argument("--labels", help="comma-separated label list, in order (default: from the data)")
     p.add_argument("--out", type=Path, help="new model folder (default: next version in MODEL_DIR)")
-    p.add_argument("--epochs", type=_positive_int, help="maximum epochs (default: 5)")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: 5)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--backbone", choices=("embedding", "bert"), help="encoder (default: the BACKBONE setting)"
-    )
+    add_backbone_option(p, "the BACKBONE setting")
     p.set_defaults(handler=train_command)
 
     p = subparsers.add_parser("eval", help="evaluate a model on a labelled CSV file")
@@ -40,27 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help="model folder (default: newest in MODEL_DIR)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=predict_command)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def seed_int(value: str) -> int:
-    """argparse type for --seed: a whole number ≥ 0 (numpy's generator refuses negatives)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
 
 
 def resolve_model_dir(model: Path | None, settings) -> Path:
@@ -118,10 +95,7 @@ def train_command(args: argparse.Namespace, settings) -> int:
         config.epochs = args.epochs
     print(f"training on {len(texts)} rows from {args.data} (labels: {', '.join(labels)})")
 
-    def on_epoch(epoch: int, epochs: int, f1: float) -> None:
-        print(f"epoch {epoch}/{epochs}: dev macro-F1 {f1:.3f}", file=sys.stderr)
-
-    result = train(texts, gold, labels, config, on_epoch=on_epoch)
+    result = train(texts, gold, labels, config, on_epoch=print_epoch)
     where = {
         "split": "dev split",
         "explicit": "dev set",

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 
+from bot.commands.options import add_backbone_option
 from bot.errors import OperatorError, UsageError
 
 
@@ -25,12 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force", action="store_true", help="train even when there are no new labels"
     )
-    parser.add_argument(
-        "--backbone",
-        choices=("embedding", "bert"),
-        default=None,
-        help="backbone of the candidate (default: the active model's)",
-    )
+    add_backbone_option(parser, "the active model's")
     parser.set_defaults(handler=retrain_command)
 
 
