@@ -404,3 +404,33 @@ def test_worker_reports_bad_spec(tmp_path: Path):
     assert proc.returncode == 1
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[-1]["event"] == "error" and "missing.jsonl" in events[-1]["error"]
+
+
+async def test_a_retrain_waits_out_a_rollback_in_progress(env, monkeypatch):
+    """A rollback holds the training lock while it checks its target, so no candidate is judged
+    against the model being replaced."""
+    from storage import repositories as repo
+
+    folder = env.settings.models_path / "v0001"
+    async with env.sessionmaker.begin() as session:
+        await repo.register_model_version(
+            session, "v0002", folder=str(folder), backbone="embedding"
+        )
+        await repo.activate_model_version(session, "v0002")
+    checking, release = asyncio.Event(), asyncio.Event()
+    check = type(env.learning)._check_loads_and_scores
+
+    async def slow_check(self, row):
+        checking.set()
+        await release.wait()
+        return await check(self, row)
+
+    monkeypatch.setattr(type(env.learning), "_check_loads_and_scores", slow_check)
+    rollback = asyncio.create_task(env.learning.rollback(1))
+    await asyncio.wait_for(checking.wait(), timeout=30)
+    with pytest.raises(TrainingInProgressError, match="already in progress"):
+        await env.learning.retrain("admin", 1, force=True)
+    release.set()
+    done = await rollback
+    assert (done.from_version, done.to_version) == ("v0002", "v0001")
+    assert not env.learning.training
