@@ -313,7 +313,8 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     full = subsample(train_texts, train_labels, args.gpu_train_rows)
     evaluation = (eval_texts, eval_labels)
     print(
-        f"GPU part — {name}, torch {torch.__version__}, bf16 autocast, {len(full[0])} training rows"
+        f"GPU part — {name}, torch {torch.__version__}, "
+        f"{'bf16 autocast' if 'cuda' in device else 'float32'}, {len(full[0])} training rows"
     )
     fig["gpu"] = {"device": name, "torch": torch.__version__, "bert_path": str(folder)}
     gpu = fig["gpu"]
@@ -337,6 +338,8 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
         f"macro-F1 {f1:.3f} "
         f"(target ≥ 0.70: {'met' if f1 >= 0.70 else 'NOT met'})"
     )
+    if args.finetune_only:
+        return
     frozen_cfg = TrainConfig(
         backbone="bert", bert_mode="frozen", bert_path=str(folder), device=device
     )

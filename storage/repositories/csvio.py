@@ -1,4 +1,12 @@
-"""CSV export of labelled messages and CSV import of `text,label` rows as `import` labels."""
+"""CSV export of labelled messages and CSV import of `text,label` rows as `import` labels.
+
+Exported texts are chat messages anyone could have written, and admins open the export in
+spreadsheets. A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is run as a
+formula there (CSV injection), so the export prefixes such texts, and texts that already start
+with `'`, with a `'` (the OWASP advice: spreadsheets show the cell as plain text). `sentibot
+import` recognises an export file by its header and removes that one `'` again, so export →
+import round-trips exactly; other CSV files are imported as written.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +37,20 @@ EXPORT_COLUMNS = (
     "last_labelled_at",
 )
 MAX_REPORTED_ERRORS = 10
+# Cells a spreadsheet would evaluate; `'` itself is escaped too, so unescaping is unambiguous.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+# Columns only an export file has: their presence means its texts carry the `'` guard.
+_EXPORT_MARKERS = {"message_id", "sources", "last_labelled_at"}
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as an export cell: prefixed with `'` when a spreadsheet would run it as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    """Undo `spreadsheet_safe` (for cells read from an export file)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS) else cell
 
 
 def write_export_csv(path: Path, examples: list[LabelledExample]) -> None:
@@ -42,7 +64,7 @@ def write_export_csv(path: Path, examples: list[LabelledExample]) -> None:
             for ex in examples:
                 writer.writerow(
                     [
-                        ex.text,
+                        spreadsheet_safe(ex.text),
                         ex.label,
                         ex.message_id,
                         ex.split,
@@ -93,6 +115,7 @@ def _parse_rows(path: Path, reader, allowed: dict[str, str]) -> list[tuple[str, 
     if "text" not in names or "label" not in names:
         raise ImportFileError(f"{path}: line 1 must be a header with columns text,label")
     ti, li = names.index("text"), names.index("label")
+    unescape = from_spreadsheet_safe if _EXPORT_MARKERS <= set(names) else (lambda cell: cell)
     rows: list[tuple[str, str]] = []
     errors: list[str] = []
     seen: dict[str, tuple[int, str]] = {}
@@ -103,7 +126,7 @@ def _parse_rows(path: Path, reader, allowed: dict[str, str]) -> list[tuple[str, 
         if len(row) <= max(ti, li):
             errors.append(f"line {line}: expected columns text,label")
             continue
-        text, raw = row[ti].strip(), row[li].strip()
+        text, raw = unescape(row[ti]).strip(), row[li].strip()
         label = allowed.get(raw.lower())
         if not text:
             errors.append(f"line {line}: empty text")

@@ -66,6 +66,28 @@ async def test_import_then_export_round_trip(sm, tmp_path):
         assert await s.scalar(select(func.count()).select_from(Label)) == 2
 
 
+FORMULAS = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)", "'quoted", "''=1", "safe = text"]
+
+
+async def test_export_guards_formula_cells_and_import_undoes_it(sm, tmp_path):
+    """Texts a spreadsheet would run as formulas are exported behind a `'`; importing the
+    export gives back the exact texts (a plain CSV's leading `'` is kept as written)."""
+    async with sm.begin() as s:
+        for i, text in enumerate(FORMULAS):
+            mid = (await record(s, tg_id=i + 1, text=text)).message_id
+            await repo.set_label(s, mid, 1, "positive", source="inline")
+    out = tmp_path / "labels.csv"
+    async with sm() as s:
+        assert await repo.export_labels_csv(s, out) == len(FORMULAS)
+    with out.open(encoding="utf-8", newline="") as fh:
+        cells = {row["text"] for row in csv.DictReader(fh)}
+    assert cells == {"'" + t for t in FORMULAS[:-1]} | {"safe = text"}
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
+    assert sorted(t for t, _ in repo.read_import_csv(out, LABELS)) == sorted(FORMULAS)
+    plain = write(tmp_path / "plain.csv", "text,label\n'=kept as written,neutral\n")
+    assert repo.read_import_csv(plain, LABELS) == [("'=kept as written", "neutral")]
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
