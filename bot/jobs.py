@@ -3,7 +3,9 @@
 - `retrain`: every RETRAIN_INTERVAL_MINUTES (0 disables it), a training run starts when at least
   RETRAIN_MIN_NEW_LABELS new resolved labels exist since the last run; the admins get the report.
   The run goes on in a task of its own, so a long run never overlaps the next tick (a tick while
-  a run is going does nothing).
+  a run is going does nothing). After failed runs the schedule backs off (one interval, then
+  doubling, at most a day; see `Retraining.scheduled_retry_at`), so a broken set-up does not
+  message the admins at every tick.
 - `sync-model`: every minute, if the database's active version differs from the served one (a
   `sentibot retrain` or rollback from another process), the bot loads it.
 """
@@ -76,9 +78,20 @@ async def _run_and_report(application: Application) -> None:
     outcome = await runtime.learning.retrain_if_due()
     if outcome is None or outcome.status == "skipped" or runtime.learning.closing:
         return
+    footer = None
+    if outcome.status == "failed":
+        retry_at = await runtime.learning.scheduled_retry_at()
+        if retry_at is not None:
+            footer = f"The schedule tries again after {retry_at:%Y-%m-%d %H:%M} UTC (or /retrain)."
     for admin_id in runtime.settings.admin_ids:
         try:
-            await send_report(application.bot, admin_id, outcome, heading="Scheduled retraining")
+            await send_report(
+                application.bot,
+                admin_id,
+                outcome,
+                heading="Scheduled retraining",
+                footer=footer,
+            )
         except Exception:  # an admin who never opened a chat with the bot
             log.info("could not send the retrain report to admin %d", admin_id, exc_info=True)
 

@@ -46,7 +46,9 @@ MIN_EDIT_INTERVAL_S = 1.0  # don't edit the progress message more than once a se
 
 
 # --- report rendering ---------------------------------------------------------------------------
-def report_html(outcome: RetrainOutcome, heading: str = "Retraining") -> str:
+def report_html(
+    outcome: RetrainOutcome, heading: str = "Retraining", footer: str | None = None
+) -> str:
     """The outcome as an HTML message (no user text in it, but escaped all the same)."""
     icon = {"promoted": "✅", "rejected": "⛔", "failed": "❌", "skipped": "ℹ️"}.get(
         outcome.status, ""
@@ -55,6 +57,8 @@ def report_html(outcome: RetrainOutcome, heading: str = "Retraining") -> str:
     lines += [texts.esc(line) for line in outcome.summary_lines()]
     if outcome.seconds and outcome.status != "skipped":
         lines.append(texts.esc(f"Took {outcome.seconds:.0f} s."))
+    if footer:
+        lines.append(texts.esc(footer))
     return texts.fit("\n".join(lines))
 
 
@@ -92,9 +96,10 @@ async def send_report(
     *,
     heading: str = "Retraining",
     edit: Message | None = None,
+    footer: str | None = None,
 ) -> None:
     """Send (or edit `edit` into) the report, then the candidate's confusion matrix."""
-    text = report_html(outcome, heading)
+    text = report_html(outcome, heading, footer)
     if edit is not None:
         try:
             await edit.edit_text(text, parse_mode=ParseMode.HTML)

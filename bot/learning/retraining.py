@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_MAX = timedelta(hours=24)  # longest wait between scheduled tries after failures
 
 
 class Retraining(LearningCore):
@@ -50,10 +53,33 @@ class Retraining(LearningCore):
         if new < minimum:
             log.info("scheduled retrain skipped: %d new label(s), %d needed", new, minimum)
             return None
+        retry_at = await self.scheduled_retry_at()
+        if retry_at is not None and datetime.now(UTC) < retry_at:
+            log.info("scheduled retrain skipped: backing off after failures until %s", retry_at)
+            return None
         try:
             return await self.retrain("schedule", None, min_new_labels=minimum)
         except TrainingInProgressError:
             return None
+
+    async def scheduled_retry_at(self) -> datetime | None:
+        """When the schedule may try again after failed runs (None: no failure streak).
+
+        A run that fails (bad data, a crashing worker, a full disk) would fail again at every
+        tick and message the admins each time. After n failures in a row the schedule waits
+        RETRAIN_INTERVAL_MINUTES × 2^(n-1) from the last failure, at most RETRY_BACKOFF_MAX
+        (or one interval, if longer). A successful run, an admin's /retrain or `sentibot
+        retrain` included, ends the streak.
+        """
+        from storage import repositories as repo
+
+        async with self.sessionmaker() as session:
+            failures, last = await repo.recent_failures(session)
+        if failures == 0 or last is None:
+            return None
+        interval = timedelta(minutes=float(self.settings.retrain_interval_minutes))
+        wait = min(interval * 2 ** min(failures - 1, 16), max(RETRY_BACKOFF_MAX, interval))
+        return last + wait
 
     async def retrain(
         self,

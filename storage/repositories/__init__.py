@@ -62,6 +62,7 @@ from storage.repositories.runs import (
     last_training_run,
     list_training_runs,
     new_labels_since_last_run,
+    recent_failures,
     running_training_run,
     start_training_run,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "majority",
     "mood_counts",
     "new_labels_since_last_run",
+    "recent_failures",
     "next_queue_item",
     "next_version_name",
     "queue_remaining",

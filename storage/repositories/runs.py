@@ -103,6 +103,26 @@ async def fail_stale_runs(session: AsyncSession, error: str = "interrupted by a 
     return result.rowcount or 0
 
 
+async def recent_failures(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many of the newest finished runs failed in a row, and when the newest of them ended.
+
+    Runs still `running` are not counted; a succeeded run ends the streak.
+    """
+    statuses = await session.execute(
+        select(TrainingRun.status, TrainingRun.finished_at)
+        .where(TrainingRun.status != "running")
+        .order_by(TrainingRun.started_at.desc(), TrainingRun.id.desc())
+        .limit(64)  # the back-off is capped long before this many failures
+    )
+    streak, newest = 0, None
+    for status, finished_at in statuses:
+        if status != "failed":
+            break
+        streak += 1
+        newest = newest or finished_at
+    return streak, newest
+
+
 async def last_trained_at(session: AsyncSession) -> datetime | None:
     """Start time of the last successful run: labels changed after it are not trained on."""
     run = await last_training_run(session, status="succeeded")

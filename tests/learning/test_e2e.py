@@ -171,6 +171,32 @@ async def test_scheduled_retrain_fires_only_with_enough_new_labels(start_bot):
         assert run.trigger == "schedule" and run.status == "succeeded"
 
 
+@pytest.mark.slow
+async def test_a_failed_scheduled_run_reports_when_it_retries_then_retries(start_bot):
+    settings = {"retrain_interval_minutes": 0.02, "retrain_min_new_labels": 4, **LENIENT}
+    async with start_bot(**settings) as bot:
+        items = chat_texts(6)
+        await chat_history(bot, items)
+        learning = bot.runtime.learning
+        for _ in range(4):
+            view = await learning.next_item(ANNOTATOR["id"])
+            await learning.label(ANNOTATOR["id"], view.item.message_id, dict(items)[view.item.text])
+        for _ in range(12_000):  # the next tick starts the run in a worker process
+            if learning.worker_pid:
+                break
+            await asyncio.sleep(0.01)
+        os.kill(learning.worker_pid, signal.SIGKILL)
+        report = await bot.fake.next_from_bot(ADMIN["id"], timeout=120)
+        assert report.text.startswith("❌ Scheduled retraining: failed")
+        assert "The schedule tries again after" in report.text
+        # After the back-off (one interval here) the schedule tries again, and succeeds.
+        report = await bot.fake.next_from_bot(ADMIN["id"], timeout=120)
+        assert "Scheduled retraining: promoted" in report.text or "rejected" in report.text
+        async with bot.runtime.sessionmaker() as session:
+            runs = await repo.list_training_runs(session)
+        assert [r.status for r in runs] == ["succeeded", "failed"]
+
+
 async def test_only_admins_retrain_list_and_roll_back_and_only_annotators_label(bot):
     for user in (ALICE, ANNOTATOR):
         for command in ("/retrain", "/retrain force", "/models", "/rollback", "/rollback v0001"):

@@ -434,3 +434,43 @@ async def test_a_retrain_waits_out_a_rollback_in_progress(env, monkeypatch):
     done = await rollback
     assert (done.from_version, done.to_version) == ("v0002", "v0001")
     assert not env.learning.training
+
+
+async def test_schedule_backs_off_after_failed_runs(env):
+    """Failures in a row push the next scheduled try out (1, 2, 4… intervals); a success or
+    enough elapsed time lets it run again."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from storage import repositories as repo
+    from storage.models import TrainingRun
+
+    items = chat_texts(8)
+    await env.add_messages(items)
+    await label_all(env, 2, dict(items))
+    env.settings.retrain_interval_minutes = 30
+    interval = timedelta(minutes=30)
+
+    async def fail_runs(n: int, ended: datetime) -> None:
+        async with env.sessionmaker.begin() as session:
+            for _ in range(n):
+                run = await repo.start_training_run(session, "schedule")
+                await repo.finish_training_run(session, run.id, status="failed", error="boom")
+                run.finished_at = ended
+
+    now = datetime.now(UTC)
+    await fail_runs(1, now)
+    assert await env.learning.scheduled_retry_at() == now + interval
+    assert await env.learning.retrain_if_due() is None  # backing off: no new run row
+    async with env.sessionmaker() as session:
+        assert len(await repo.list_training_runs(session)) == 1
+    await fail_runs(2, now - 2 * interval)  # three in a row, the last two intervals ago
+    assert await env.learning.scheduled_retry_at() == now + 2 * interval
+    assert await env.learning.retrain_if_due() is None
+    async with env.sessionmaker.begin() as session:  # … and now five intervals ago
+        for run in await session.scalars(select(TrainingRun)):
+            run.finished_at = now - 5 * interval
+    outcome = await env.learning.retrain_if_due()
+    assert outcome is not None and outcome.status in ("promoted", "rejected")
+    assert await env.learning.scheduled_retry_at() is None  # a success ends the streak

@@ -66,7 +66,7 @@ async def test_import_then_export_round_trip(sm, tmp_path):
         assert await s.scalar(select(func.count()).select_from(Label)) == 2
 
 
-FORMULAS = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)", "'quoted", "''=1", "safe = text"]
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)", "'quoted", "''=1", "safe = text"]
 
 
 async def test_export_guards_formula_cells_and_import_undoes_it(sm, tmp_path):
