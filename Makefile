@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: setup
-	for b in classifier bootstrap storage bot bert active_learning; do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in classifier bootstrap storage label_queue bot bert active_learning; do $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -128,7 +128,11 @@ class Prediction(Base):
     """One scoring of a message by one model version (an edited message gets a new row)."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_message_version", "message_id", "model_version"),)
+    __table_args__ = (
+        Index("ix_predictions_message_version", "message_id", "model_version"),
+        # The /label queue walks one version's predictions in margin order (migration 0002).
+        Index("ix_predictions_version_margin", "model_version", "margin", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(Integer, ForeignKey("messages.id", ondelete="CASCADE"))

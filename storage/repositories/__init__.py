@@ -53,7 +53,14 @@ from storage.repositories.messages import (
     upsert_chat,
     upsert_user,
 )
-from storage.repositories.queue import QueueItem, next_queue_item, queue_remaining, skip_queue_item
+from storage.repositories.queue import (
+    QueueItem,
+    most_uncertain,
+    next_queue_item,
+    queue_eligible,
+    queue_remaining,
+    skip_queue_item,
+)
 from storage.repositories.runs import (
     fail_stale_runs,
     finish_training_run,
@@ -131,7 +138,9 @@ __all__ = [
     "mood_counts",
     "new_labels_since_last_run",
     "recent_failures",
+    "most_uncertain",
     "next_queue_item",
+    "queue_eligible",
     "next_version_name",
     "queue_remaining",
     "read_import_csv",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import Label, Message, Prediction, QueueSkip, utcnow
 from storage.repositories._common import upsert
@@ -23,8 +25,10 @@ class QueueItem:
     margin: float | None
 
 
-def _open_messages(labels_per_item: int):
-    """Message ids that still need labels: fewer than `labels_per_item`, or a tie."""
+def _closed_messages(labels_per_item: int):
+    """Ids of messages that left the queue: a unique majority label and at least
+    `labels_per_item` labels. Computed from the labels table alone, so its cost grows with the
+    number of labels, not with the number of messages."""
     per_label = (
         select(Label.message_id, Label.label, func.count().label("n"))
         .group_by(Label.message_id, Label.label)
@@ -39,12 +43,8 @@ def _open_messages(labels_per_item: int):
         .group_by(per_label.c.message_id)
         .subquery()
     )
-    at_top = (
-        select(
-            per_label.c.message_id,
-            func.count().label("n_top"),
-            func.max(per_message.c.total).label("total"),
-        )
+    return (
+        select(per_label.c.message_id)
         .join(
             per_message,
             and_(
@@ -53,34 +53,86 @@ def _open_messages(labels_per_item: int):
             ),
         )
         .group_by(per_label.c.message_id)
-        .subquery()
-    )
-    # An item leaves the queue once it has a majority AND at least labels_per_item labels.
-    return at_top, or_(
-        at_top.c.message_id.is_(None), at_top.c.n_top > 1, at_top.c.total < labels_per_item
+        .having(func.count() == 1, func.max(per_message.c.total) >= labels_per_item)
     )
 
 
-def _eligible(user_id: int, labels_per_item: int):
-    """A SELECT over messages (+ label stats) for items this person may be shown."""
-    at_top, still_open = _open_messages(labels_per_item)
-    mine = exists().where(Label.message_id == Message.id, Label.user_id == user_id)
-    skipped = exists().where(QueueSkip.message_id == Message.id, QueueSkip.user_id == user_id)
+def _mine(user_id: int):
+    return select(Label.message_id).where(Label.user_id == user_id)
+
+
+def _skipped(user_id: int):
+    return select(QueueSkip.message_id).where(QueueSkip.user_id == user_id)
+
+
+def queue_eligible(user_id: int, labels_per_item: int) -> Select:
+    """A SELECT over messages for the items this person may be shown: still open, and neither
+    labelled nor skipped by them (the cold-start pick; the closed set is computed once)."""
+    return select(Message.id, Message.text).where(
+        Message.id.not_in(_closed_messages(labels_per_item)),
+        ~exists().where(Label.message_id == Message.id, Label.user_id == user_id),
+        ~exists().where(QueueSkip.message_id == Message.id, QueueSkip.user_id == user_id),
+    )
+
+
+def _is_closed(message_id: Any, labels_per_item: int) -> ColumnElement[bool]:
+    """`message_id` has at least `labels_per_item` labels and one label with more votes than
+    any other: `_closed_messages` for one row, as correlated lookups on its few labels."""
+    votes, others, every = aliased(Label), aliased(Label), aliased(Label)
+    # correlate_except: the outer row's message id is seen through two levels of subqueries.
+    total = (
+        select(func.count())
+        .where(every.message_id == message_id)
+        .correlate_except(every)
+        .scalar_subquery()
+    )
+    runner_up = (
+        select(func.count())
+        .where(others.message_id == message_id, others.label != votes.label)
+        .group_by(others.label)
+        .order_by(func.count().desc())
+        .limit(1)
+        .correlate_except(others)
+        .scalar_subquery()
+    )
+    has_winner = exists(
+        select(votes.label)
+        .where(votes.message_id == message_id)
+        .group_by(votes.label)
+        .having(func.count() > func.coalesce(runner_up, 0))
+        .correlate_except(votes)
+    )
+    return and_(total >= labels_per_item, has_winner)
+
+
+def most_uncertain(user_id: int, active_version: str, labels_per_item: int = 1) -> Select:
+    """The open message, not labelled or skipped by this person, whose latest `active_version`
+    prediction has the smallest margin.
+
+    SQLite walks `ix_predictions_version_margin` in order and tests each row, cheapest test
+    first, until one passes: every test is a lookup on the row's message id, so the cost grows
+    with the number of done items ahead of the first open one, not with the message count.
+    """
+    mid = Prediction.message_id
+    newer = aliased(Prediction)
     return (
-        select(Message.id, Message.text)
-        .outerjoin(at_top, at_top.c.message_id == Message.id)
-        .where(still_open, ~mine, ~skipped)
+        select(Message.id, Message.text, Prediction.label, Prediction.confidence, Prediction.margin)
+        .select_from(Prediction)
+        .join(Message, Message.id == mid)
+        .where(
+            Prediction.model_version == active_version,
+            ~_is_closed(mid, labels_per_item),
+            ~exists().where(Label.message_id == mid, Label.user_id == user_id),
+            ~exists().where(QueueSkip.message_id == mid, QueueSkip.user_id == user_id),
+            ~exists().where(
+                newer.message_id == mid,
+                newer.model_version == Prediction.model_version,
+                newer.id > Prediction.id,
+            ),
+        )
+        .order_by(Prediction.margin, mid)
+        .limit(1)
     )
-
-
-def _latest_predictions(active_version: str):
-    latest = (
-        select(Prediction.message_id, func.max(Prediction.id).label("pid"))
-        .where(Prediction.model_version == active_version)
-        .group_by(Prediction.message_id)
-        .subquery()
-    )
-    return latest
 
 
 async def next_queue_item(
@@ -96,17 +148,12 @@ async def next_queue_item(
     that this person has neither labelled nor skipped. Order: smallest top-2 margin of the latest
     prediction by `active_version` first; messages without such a prediction come after, in
     random order (cold start).
+
+    The scored case is `most_uncertain`: an index walk in margin order (migration 0002).
     """
-    base = _eligible(user_id, labels_per_item)
+    base = queue_eligible(user_id, labels_per_item)
     if active_version is not None:
-        latest = _latest_predictions(active_version)
-        stmt = (
-            base.add_columns(Prediction.label, Prediction.confidence, Prediction.margin)
-            .join(latest, latest.c.message_id == Message.id)
-            .join(Prediction, Prediction.id == latest.c.pid)
-            .order_by(Prediction.margin, Message.id)
-            .limit(1)
-        )
+        stmt = most_uncertain(user_id, active_version, labels_per_item)
         row = (await session.execute(stmt)).first()
         if row is not None:
             return QueueItem(row.id, row.text, row.label, row.confidence, row.margin)
@@ -137,6 +184,12 @@ async def skip_queue_item(session: AsyncSession, user_id: int, message_id: int) 
 
 
 async def queue_remaining(session: AsyncSession, user_id: int, *, labels_per_item: int = 1) -> int:
-    """How many messages are still in this person's queue."""
-    base = _eligible(user_id, labels_per_item)
-    return int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    """How many messages are still in this person's queue.
+
+    All messages minus those closed, labelled or skipped by this person: the set difference is
+    taken over the (small) labels and skips tables, so only the plain message count scans.
+    """
+    done = union(_closed_messages(labels_per_item), _mine(user_id), _skipped(user_id)).subquery()
+    total = await session.scalar(select(func.count()).select_from(Message))
+    gone = await session.scalar(select(func.count()).select_from(done))
+    return max(0, int(total or 0) - int(gone or 0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from storage import repositories as repo
 from tests.storage.conftest import record
 
@@ -114,3 +116,55 @@ async def test_empty_queue(sm):
     async with sm() as s:
         assert await repo.next_queue_item(s, 1, active_version="v0001") is None
         assert await repo.next_queue_item(s, 1, active_version=None) is None
+
+
+async def test_an_edit_counts_with_its_latest_prediction(sm):
+    async with sm.begin() as s:
+        edited = await record(s, tg_id=1, text="was unsure", probs=probs_with_margin(0.01))
+        other = await record(s, tg_id=2, text="other", probs=probs_with_margin(0.3))
+        # Re-scored after an edit by the same version: now confident.
+        await repo.add_prediction(
+            s,
+            edited.message_id,
+            model_version="v0001",
+            label="positive",
+            confidence=0.95,
+            probs=probs_with_margin(0.9),
+        )
+    async with sm() as s:
+        first = await repo.next_queue_item(s, 7, active_version="v0001")
+        assert first.message_id == other.message_id
+    async with sm.begin() as s:
+        await repo.skip_queue_item(s, 7, other.message_id)
+    async with sm() as s:
+        second = await repo.next_queue_item(s, 7, active_version="v0001")
+        assert second.message_id == edited.message_id and abs(second.margin - 0.9) < 1e-9
+
+
+async def test_remaining_counts_each_done_message_once(sm):
+    async with sm.begin() as s:
+        ids = [(await record(s, tg_id=i)).message_id for i in range(6)]
+        await repo.set_label(s, ids[0], 7, "positive", source="queue")  # mine and resolved
+        await repo.skip_queue_item(s, 7, ids[0])  # … and skipped too
+        await repo.set_label(s, ids[1], 8, "positive", source="inline")  # resolved by another
+        await repo.skip_queue_item(s, 7, ids[2])
+        await repo.set_label(s, ids[3], 8, "positive", source="queue")  # a tie: still open
+        await repo.set_label(s, ids[3], 9, "negative", source="queue")
+    async with sm() as s:
+        assert await repo.queue_remaining(s, 7) == 3  # ids 3, 4, 5
+        assert await repo.queue_remaining(s, 7, labels_per_item=2) == 4  # id 1 has 1 label
+
+
+async def test_the_queue_walks_the_margin_index_instead_of_sorting(sm):
+    """The scored pick must not sort all predictions on each /label (SQLite's plan)."""
+    from sqlalchemy.dialects import sqlite
+
+    stmt = repo.most_uncertain(7, "v0001", 1)
+    sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    async with sm() as s:
+        rows = list(await s.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    plan = " | ".join(row[-1] for row in rows)
+    top_level = [row[-1] for row in rows if row[1] == 0]  # the outer query, not its subqueries
+    assert "SEARCH predictions USING INDEX ix_predictions_version_margin" in top_level[0], plan
+    assert not any("TEMP B-TREE FOR ORDER BY" in step for step in top_level), plan
+    assert plan.count("SCAN") == 0, plan  # every subquery is an index lookup
