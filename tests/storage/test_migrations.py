@@ -89,6 +89,31 @@ async def test_downgrade_upgrade_round_trip(tmp_path):
         await engine.dispose()
 
 
+async def test_a_0001_database_with_data_upgrades_to_the_queue_index(tmp_path):
+    path = tmp_path / "s.db"
+    assert (await upgrade_database(url_of(path), "0001")).current == "0001"
+    engine = create_engine(url_of(path))
+    try:
+        async with create_sessionmaker(engine).begin() as s:
+            await record(s, tg_id=1)
+    finally:
+        await engine.dispose()
+    assert (await check_database(url_of(path))).up_to_date is False
+    state = await upgrade_database(url_of(path))
+    assert state.up_to_date and state.current == "0002"
+    conn = sqlite3.connect(path)
+    try:
+        index = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_version_margin'"
+        ).fetchone()
+        assert conn.execute("SELECT count(*) FROM predictions").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert index is not None and "model_version, margin, message_id" in index[0]
+    down = await downgrade_database(url_of(path), "0001")
+    assert down.current == "0001"
+
+
 async def test_migrations_match_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
