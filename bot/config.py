@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         return self.model_dir
 
     @property
+    def feature_cache_path(self) -> Path:
+        """Where a frozen BERT keeps its encoded texts between training runs (a cache: safe to
+        delete; `classifier.bert_features`)."""
+        return self.data_dir / "cache" / "bert-features"
+
+    @property
     def db_url(self) -> str:
         assert self.database_url is not None
         return self.database_url

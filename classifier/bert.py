@@ -256,6 +256,8 @@ class BertEncoder(nn.Module):
         self.max_batch_tokens: int | None = None
         self._cache: dict[bytes, Tensor] | None = None
         self._cache_bytes = 0
+        # Vectors from the on-disk feature store (by `text_key`), consulted on cache misses.
+        self._stored: dict[bytes, Tensor] = {}
         if frozen:
             self.model.requires_grad_(False)
 
@@ -272,7 +274,7 @@ class BertEncoder(nn.Module):
             self._cache, self._cache_bytes = {}, 0
 
     def release_cache(self) -> None:
-        self._cache, self._cache_bytes = None, 0
+        self._cache, self._cache_bytes, self._stored = None, 0, {}
 
     # --- forward -------------------------------------------------------------------------------
     def forward(self, features: Features) -> Features:
@@ -337,6 +339,8 @@ class BertEncoder(nn.Module):
         assert self._cache is not None
         host_ids, lengths = ids.cpu().numpy(), mask.sum(dim=1).cpu().tolist()
         keys = [host_ids[row, : int(n)].tobytes() for row, n in enumerate(lengths)]
+        if self._stored:
+            self._take_stored(keys, ids.device)
         missing = [row for row, key in enumerate(keys) if key not in self._cache]
         if missing:
             pick = torch.tensor(missing, device=ids.device)
@@ -352,6 +356,17 @@ class BertEncoder(nn.Module):
         else:
             found = {}
         return torch.stack([found[r] if r in found else self._cache[k] for r, k in enumerate(keys)])
+
+    def _take_stored(self, keys: list[bytes], device: torch.device) -> None:
+        """Move the stored vectors of these texts (e.g. dev texts) into the cache."""
+        from classifier.bert_features import text_key
+
+        assert self._cache is not None
+        for key in keys:
+            if key not in self._cache:
+                vector = self._stored.get(text_key(key))
+                if vector is not None:
+                    self._cache[key] = vector.to(device)
 
 
 # --- warm-up schedule -----------------------------------------------------------------------------
@@ -392,6 +407,7 @@ class _Pending(threading.local):
     model: nn.Module | None = None
     sha256: str | None = None
     cache: dict[bytes, Tensor] | None = None
+    stored: dict[bytes, Tensor] | None = None
     rows: int = 0
 
 
@@ -413,11 +429,13 @@ class BertBackbone(Backbone):
         text_encoder = BertTextEncoder(tokenizer, _max_positions(model))
         pending = self._pending
         pending.model, pending.sha256, pending.rows = model, encoder_sha256(model), len(texts)
-        pending.cache = None
+        pending.cache = pending.stored = None
         text_encoder.source, text_encoder.mode = folder, mode
         log.info("BERT backbone: %s encoder from %s", mode, folder)
         if mode == "frozen":
-            pending.cache = _encode_once(model, text_encoder, texts, config)
+            pending.cache, pending.stored = _encode_once(
+                model, text_encoder, texts, config, pending.sha256
+            )
         return text_encoder
 
     def encoder_args(self, text_encoder: BertTextEncoder, config: TrainConfig) -> dict:
@@ -449,7 +467,8 @@ class BertBackbone(Backbone):
             encoder.enable_cache()
             if self._pending.cache is not None and encoder._cache is not None:
                 encoder._cache.update(self._pending.cache)
-            self._pending.cache = None
+                encoder._stored = self._pending.stored or {}
+            self._pending.cache = self._pending.stored = None
             return [torch.optim.AdamW(head, lr=config.head_lr or FROZEN_HEAD_LR, weight_decay=1e-4)]
         from classifier.training import effective_batch_size
 
@@ -463,6 +482,11 @@ class BertBackbone(Backbone):
         ]
         warmup = math.ceil(WARMUP_FRACTION * steps)
         return [WarmupLinearAdamW(groups, warmup=warmup, total=steps)]
+
+    def finish_training(self, classifier: Any, config: TrainConfig) -> None:
+        encoder: BertEncoder = classifier.module.encoder
+        if encoder.frozen:
+            _save_features(encoder, config, classifier.config["args"]["encoder_sha256"])
 
     # --- building and loading ------------------------------------------------------------------
     def load_text_encoder(self, folder: Path, args: dict) -> BertTextEncoder:
@@ -527,25 +551,74 @@ def _max_positions(model: nn.Module) -> int:
 
 
 def _encode_once(
-    model: nn.Module, text_encoder: BertTextEncoder, texts: Sequence[str], config: TrainConfig
-) -> dict[bytes, Tensor]:
-    """Pooled vectors of all training texts, length-sorted, keyed by their token ids."""
+    model: nn.Module,
+    text_encoder: BertTextEncoder,
+    texts: Sequence[str],
+    config: TrainConfig,
+    sha256: str,
+) -> tuple[dict[bytes, Tensor], dict[bytes, Tensor]]:
+    """Pooled vectors of all training texts keyed by their token ids, and the feature store's
+    vectors (by `text_key`; {} without a store) for texts met later, such as dev texts.
+
+    With `config.feature_cache` set, vectors of texts an earlier run encoded with this same
+    encoder come from that folder's `FeatureStore`; only the others are encoded (in
+    length-sorted chunks). `finish_training` writes the store back.
+    """
+    from classifier.bert_features import FeatureStore, text_key
+
     device = torch.device(config.device)
-    encoder = BertEncoder(model, frozen=True).to(device)
     seqs = text_encoder.tokenize(texts, config.max_tokens)
-    unique = list({s.tobytes(): s for s in seqs}.values())
-    cache: dict[bytes, Tensor] = {}
-    chunk = 4096  # collate in chunks: one giant padded matrix would waste memory
-    log.info("encoding %d distinct training texts with the frozen encoder", len(unique))
-    unique.sort(key=len)
+    unique = {s.tobytes(): s for s in seqs}
+    dim = int(model.config.hidden_size)
+    store = None
+    if config.feature_cache:
+        store = FeatureStore(config.feature_cache, sha256, device.type)
+    stored = store.load(dim) if store is not None else {}
+    cache = {k: stored[text_key(k)].to(device) for k in unique if text_key(k) in stored}
+    missing = [seq for key, seq in unique.items() if key not in cache]
+    log.info(
+        "frozen encoder: %d distinct training texts, %d from the feature store, %d to encode",
+        len(unique),
+        len(cache),
+        len(missing),
+    )
+    cache.update(_encode(BertEncoder(model, frozen=True).to(device), text_encoder, missing))
+    return cache, stored
+
+
+def _save_features(encoder: BertEncoder, config: TrainConfig, sha256: str) -> None:
+    """Put every vector this run encoded (training and dev texts) into the feature store,
+    ahead of the older ones it still has room for."""
+    from classifier.bert_features import FeatureStore, text_key
+
+    if not config.feature_cache or not encoder._cache:
+        return
+    store = FeatureStore(config.feature_cache, sha256, torch.device(config.device).type)
+    fresh = {text_key(key): vector for key, vector in encoder._cache.items()}
+    older = encoder._stored  # what the store held when this run started
+    if fresh.keys() <= older.keys():
+        return  # nothing new to write
+    written = store.save({**fresh, **{k: v for k, v in older.items() if k not in fresh}})
+    log.info("feature store %s: %d vectors", store.path, written)
+
+
+def _encode(
+    encoder: BertEncoder, text_encoder: BertTextEncoder, seqs: list[np.ndarray]
+) -> dict[bytes, Tensor]:
+    """Pooled vectors of `seqs`, collated in length-sorted chunks (one giant padded matrix
+    would waste memory)."""
+    out: dict[bytes, Tensor] = {}
+    device = next(encoder.parameters()).device
+    ordered = sorted(seqs, key=len)
+    chunk = 4096
     with torch.inference_mode():
-        for start in range(0, len(unique), chunk):
-            part = unique[start : start + chunk]
+        for start in range(0, len(ordered), chunk):
+            part = ordered[start : start + chunk]
             batch = {k: v.to(device) for k, v in text_encoder.collate(part).items()}
             pooled = encoder._sorted(batch["input_ids"], batch["attention_mask"])
             for seq, vector in zip(part, pooled, strict=True):
-                cache[seq.tobytes()] = vector.clone()
-    return cache
+                out[seq.tobytes()] = vector.clone()
+    return out
 
 
 def _load_frozen_source(args: dict) -> nn.Module:

@@ -171,6 +171,9 @@ class Backbone:
         """Load the text encoder saved in `folder`; raise ValueError/OSError on bad files."""
         raise NotImplementedError
 
+    def finish_training(self, classifier: Any, config: TrainConfig) -> None:
+        """Called once when training ends (best weights restored), before the result is made."""
+
     def encoder_args(self, text_encoder: Any, config: TrainConfig) -> dict:
         """Constructor args of the encoder, saved as config.json's `args` (JSON-serialisable)."""
         raise NotImplementedError

@@ -63,6 +63,10 @@ class TrainConfig:
     negation_scope: int = 0
     bert_path: str | None = None
     bert_mode: str = "auto"
+    # Frozen BERT only: a folder keeping the encoder's pooled vectors between runs
+    # (`classifier.bert_features`), so a retrain encodes only texts it has not seen. A place on
+    # this machine, not part of the recipe: the bot sets DATA_DIR/cache/bert-features.
+    feature_cache: str | None = None
     device: str = "cpu"
     # torch intra-op threads while training; None = the backbone's choice (1 for the embedding
     # backbone: its ops are tiny, and thread hand-offs cost more than they save, badly so when
@@ -363,6 +367,7 @@ def _train(
             break
     stopper.restore_best(classifier.module)
     classifier.module.eval()
+    get_backbone(config.backbone).finish_training(classifier, config)
     return _make_result(classifier, data, label_names, config, weights, dev_seqs, epoch, stopper)
 
 

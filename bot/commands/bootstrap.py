@@ -41,6 +41,7 @@ def bootstrap_command(args: argparse.Namespace, settings) -> int:
         overrides.update(
             bert_path=str(settings.bert_path) if settings.bert_path else None,
             bert_mode=settings.bert_mode,
+            feature_cache=str(settings.feature_cache_path),
         )
     print(f"building the bootstrap model ({backbone} backbone) into {out}")
 

@@ -89,6 +89,7 @@ def train_command(args: argparse.Namespace, settings) -> int:
         max_tokens=settings.max_tokens,
         bert_path=str(settings.bert_path) if settings.bert_path else None,
         bert_mode=settings.bert_mode,
+        feature_cache=str(settings.feature_cache_path),
         device=resolve_device(settings.device),
     )
     if args.epochs is not None:

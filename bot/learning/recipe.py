@@ -72,6 +72,8 @@ async def train_config(
         _add_bert_fields(config, model_config.get("args") or {}, settings)
     config.update(overrides)
     config.pop("device", None)
+    # This machine's cache folder, not whatever the active model's card recorded.
+    config["feature_cache"] = str(settings.feature_cache_path)
     config["postprocess"] = postprocessed(card) and current == model_config.get("backbone")
     return config
 

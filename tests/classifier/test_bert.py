@@ -126,6 +126,75 @@ def test_frozen_training_is_deterministic(tiny_training_data, tiny_bert):
     assert torch.equal(a, b)
 
 
+def _count_encoded(monkeypatch) -> list[int]:
+    """Record how many texts each frozen-encoder pass encodes."""
+    counts: list[int] = []
+    original = bert.BertEncoder._sorted
+
+    def counting(self, ids, mask):
+        counts.append(int(ids.shape[0]))
+        return original(self, ids, mask)
+
+    monkeypatch.setattr(bert.BertEncoder, "_sorted", counting)
+    return counts
+
+
+def test_feature_store_lets_a_retrain_encode_only_new_texts(
+    tiny_training_data, tiny_bert, tmp_path, monkeypatch
+):
+    from classifier.bert_features import FeatureStore
+
+    texts, labels = tiny_training_data
+    tokens = bert.BertTextEncoder(bert.load_tokenizer(tiny_bert), 512)
+
+    def distinct(some: list[str]) -> set[bytes]:
+        return {seq.tobytes() for seq in tokens.tokenize(some, 256)}
+
+    store = tmp_path / "features"
+    counts = _count_encoded(monkeypatch)
+    first = _train((texts[:-4], labels[:-4]), tiny_bert, "frozen", feature_cache=str(store))
+    assert sum(counts) == len(distinct(texts[:-4]))  # training and dev texts, once each
+    [path] = store.glob("*-cpu.safetensors")
+    sha = first.classifier.config["args"]["encoder_sha256"]
+
+    def stored() -> int:
+        return len(FeatureStore(store, sha, "cpu").load(dim=32))
+
+    assert stored() == len(distinct(texts[:-4]))
+    assert first.manifest["train_config"]["feature_cache"] == str(store)
+    # A retrain with 4 more texts encodes just those (wherever the dev split puts them), and
+    # learns exactly what it would have learnt without the store.
+    counts.clear()
+    again = _train(tiny_training_data, tiny_bert, "frozen", feature_cache=str(store))
+    new = distinct(texts) - distinct(texts[:-4])
+    assert new and sum(counts) == len(new)
+    assert stored() == len(distinct(texts))
+    plain = _train(tiny_training_data, tiny_bert, "frozen")
+    np.testing.assert_allclose(
+        again.classifier.predict_proba(NEW_TEXTS),
+        plain.classifier.predict_proba(NEW_TEXTS),
+        atol=1e-5,
+    )
+    # Damage is never an error: the store is ignored, everything is encoded, the file rewritten.
+    path.write_bytes(b"not a safetensors file")
+    counts.clear()
+    _train(tiny_training_data, tiny_bert, "frozen", feature_cache=str(store))
+    assert sum(counts) == len(distinct(texts))
+    assert stored() == len(distinct(texts))
+
+
+def test_feature_store_keeps_this_runs_texts_first_within_its_size_cap(tmp_path):
+    from classifier.bert_features import FeatureStore, text_key
+
+    store = FeatureStore(tmp_path, "ab" * 32, "cpu", max_bytes=3 * 8 * 4)  # three 8-d vectors
+    vectors = {text_key(bytes([i])): torch.full((8,), float(i)) for i in range(5)}
+    assert store.save(vectors) == 3
+    loaded = store.load(dim=8)
+    assert list(loaded) == list(vectors)[:3]
+    assert torch.equal(loaded[text_key(bytes([2]))], torch.full((8,), 2.0))
+    assert store.load(dim=16) == {}  # another encoder width: not this store's vectors
+
+
 def test_finetune_round_trip_is_self_contained(tiny_training_data, tiny_bert, tmp_path):
     source = shutil.copytree(tiny_bert, tmp_path / "bert_copy")
     result = _train(tiny_training_data, source, "finetune", epochs=2)

@@ -42,6 +42,13 @@ async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tin
         assert "postprocess" not in json.loads((folder / "metrics.json").read_text())
         models = await env.learning.list_models()
         assert models[0].backbone == "bert"
+        # The frozen encoder's vectors were kept: a second retrain on the same data finds all of
+        # them in the feature store, so it has nothing new to write there.
+        [store] = env.settings.feature_cache_path.glob("*-cpu.safetensors")
+        before = store.stat().st_mtime_ns
+        again = await env.learning.retrain("admin", 1, force=True)
+        assert again.status in ("promoted", "rejected"), again.summary_lines()
+        assert store.stat().st_mtime_ns == before
     finally:
         await env.learning.close()
         await env.predictor.close()
