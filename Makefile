@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.sentibot-installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-postgres lint bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The storage tests once more on a throw-away PostgreSQL server (needs PostgreSQL's initdb and
+# pg_ctl; or set SENTIBOT_TEST_POSTGRES_URL to a server of yours). Not part of CI.
+test-postgres: setup
+	$(PIP) install -q -e ".[postgres]"
+	bash tests/storage/on_postgres.sh $(PY) -m pytest -q tests/storage
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

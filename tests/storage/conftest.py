@@ -1,9 +1,17 @@
-"""Fixtures for storage tests: a migrated SQLite file per test (copied from one template)."""
+"""Fixtures for storage tests: a migrated SQLite file per test (copied from one template).
+
+With SENTIBOT_TEST_POSTGRES_URL set (e.g. `postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`,
+a role that may create databases), every test that does not read the SQLite file itself runs on a
+fresh PostgreSQL database instead, cloned from one migrated template; the SQLite-only tests are
+skipped. CI does not set it (see docs/schema.md, "PostgreSQL").
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,16 +30,80 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+POSTGRES_URL = os.environ.get("SENTIBOT_TEST_POSTGRES_URL")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if POSTGRES_URL and item.get_closest_marker("sqlite_only"):
+        pytest.skip("SQLite behaviour (SENTIBOT_TEST_POSTGRES_URL is set)")
+
+
 @pytest.fixture
 def db_path(tmp_path: Path, migrated_template: Path) -> Path:
+    if POSTGRES_URL:
+        pytest.skip("reads the SQLite file itself (SENTIBOT_TEST_POSTGRES_URL is set)")
     path = tmp_path / "sentibot.db"
     shutil.copyfile(migrated_template, path)
     return path
 
 
+def _postgres(sql: str) -> None:
+    """Run one statement on the server's maintenance database, outside a transaction."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql(sql)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _postgres_url(database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template():
+    """PostgreSQL mode: one database migrated to head, the template of each test's database."""
+    name = f"sentibot_template_{os.getpid()}"
+    _postgres(f"DROP DATABASE IF EXISTS {name}")
+    _postgres(f"CREATE DATABASE {name}")
+    asyncio.run(upgrade_database(_postgres_url(name)))
+    yield name
+    _postgres(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
-def db_url(db_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{db_path}"
+def db_url(request: pytest.FixtureRequest):
+    if not POSTGRES_URL:
+        yield f"sqlite+aiosqlite:///{request.getfixturevalue('db_path')}"
+        return
+    yield from _postgres_database(request)
+
+
+@pytest.fixture
+def other_db_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_template: Path):
+    """A second migrated database, on the same backend as `db_url` (to compare two ways)."""
+    if not POSTGRES_URL:
+        path = tmp_path / "other.db"
+        shutil.copyfile(migrated_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    yield from _postgres_database(request)
+
+
+def _postgres_database(request: pytest.FixtureRequest):
+    template = request.getfixturevalue("postgres_template")
+    name = f"sentibot_test_{uuid.uuid4().hex[:12]}"
+    _postgres(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _postgres_url(name)
+    _postgres(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

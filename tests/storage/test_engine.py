@@ -14,6 +14,7 @@ from storage.models import Message, Prediction
 from tests.storage.conftest import record
 
 
+@pytest.mark.sqlite_only
 async def test_first_statement_takes_the_write_lock(db_url):
     """Every unit of work starts with BEGIN IMMEDIATE, even one that starts with a read, so two
     writers never deadlock on upgrading read locks; another process waits (here: gives up after
@@ -33,6 +34,7 @@ async def test_first_statement_takes_the_write_lock(db_url):
         await other.dispose()
 
 
+@pytest.mark.sqlite_only
 async def test_connections_use_one_hop_cursors(engine, sm):
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).dbapi_connection

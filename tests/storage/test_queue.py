@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from storage import repositories as repo
@@ -155,6 +156,7 @@ async def test_remaining_counts_each_done_message_once(sm):
         assert await repo.queue_remaining(s, 7, labels_per_item=2) == 4  # id 1 has 1 label
 
 
+@pytest.mark.sqlite_only
 async def test_the_queue_walks_the_margin_index_instead_of_sorting(sm):
     """The scored pick must not sort all predictions on each /label (SQLite's plan)."""
     from sqlalchemy.dialects import sqlite

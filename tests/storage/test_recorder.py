@@ -141,34 +141,32 @@ async def test_edits_within_one_batch_behave_like_one_by_one(sm, engine, tmp_pat
         assert n == 3
 
 
-def _snapshot(path: Path) -> dict[str, list[tuple]]:
+SNAPSHOT = {
+    "users": "SELECT id, username, first_name, opted_out FROM users",
+    "chats": "SELECT id, type, title FROM chats",
+    "messages": "SELECT chat_id, user_id, telegram_message_id, text, edited_at IS NOT NULL"
+    " FROM messages",
+    "predictions": "SELECT m.chat_id, m.telegram_message_id, m.text, p.label, p.confidence,"
+    " p.margin, p.probs, p.latency_ms FROM predictions p JOIN messages m ON m.id = p.message_id",
+}
+
+
+async def _snapshot(url: str) -> dict[str, list[tuple]]:
     """Table contents without times and internal ids (new messages of a batch may get their
-    ids in another order than one by one; nothing else may differ)."""
-    conn = sqlite3.connect(path)
+    ids in another order than one by one; nothing else may differ). Any backend."""
+    from sqlalchemy import text
+
+    from storage.db import create_engine
+
+    engine = create_engine(url)
     try:
-        return {
-            "users": conn.execute(
-                "SELECT id, username, first_name, opted_out FROM users"
-            ).fetchall(),
-            "chats": conn.execute("SELECT id, type, title FROM chats").fetchall(),
-            "messages": sorted(
-                conn.execute(
-                    "SELECT chat_id, user_id, telegram_message_id, text, edited_at IS NOT NULL"
-                    " FROM messages"
-                ).fetchall(),
-                key=repr,
-            ),
-            "predictions": sorted(
-                conn.execute(
-                    "SELECT m.chat_id, m.telegram_message_id, m.text, p.label, p.confidence,"
-                    " p.margin, p.probs, p.latency_ms FROM predictions p"
-                    " JOIN messages m ON m.id = p.message_id"
-                ).fetchall(),
-                key=repr,
-            ),
-        }
+        async with engine.connect() as conn:
+            return {
+                table: sorted((tuple(r) for r in await conn.execute(text(sql))), key=repr)
+                for table, sql in SNAPSHOT.items()
+            }
     finally:
-        conn.close()
+        await engine.dispose()
 
 
 def _same_message(results) -> list[list[int]]:
@@ -191,20 +189,16 @@ MIXED = [
 ]
 
 
-async def test_set_based_batch_stores_what_one_by_one_stores(sm, db_path, migrated_template):
-    import shutil
-
+async def test_set_based_batch_stores_what_one_by_one_stores(sm, db_url, other_db_url):
     from storage.db import create_engine, create_sessionmaker
 
-    reference = db_path.with_name("reference.db")
-    shutil.copyfile(migrated_template, reference)
     old = fields(chat_id=-1, user_id=1, tg_id=2, text="old")  # the batch edits it
     bob = fields(chat_id=-3, user_id=2, tg_id=1, text="bob's", username="bob", chat_title="B")
     async with sm.begin() as s:
         await repo.record_scored_message(s, **old)
         await repo.record_scored_message(s, **bob)
         batch = await record_scored_messages(s, [ScoredMessage(**f) for f in MIXED])
-    engine = create_engine(f"sqlite+aiosqlite:///{reference}")
+    engine = create_engine(other_db_url)
     try:
         one_by_one = []
         async with create_sessionmaker(engine).begin() as s:
@@ -216,9 +210,10 @@ async def test_set_based_batch_stores_what_one_by_one_stores(sm, db_path, migrat
         await engine.dispose()
     assert [r.edited for r in batch] == [r.edited for r in one_by_one]
     assert _same_message(batch) == _same_message(one_by_one)
-    assert _snapshot(db_path) == _snapshot(reference)
-    users = dict((u[0], u[1:]) for u in _snapshot(db_path)["users"])
-    assert users[1] == ("ann", "Ann", 0)  # the last known name wins
+    ours = await _snapshot(db_url)
+    assert ours == await _snapshot(other_db_url)
+    users = dict((u[0], u[1:]) for u in ours["users"])
+    assert users[1] == ("ann", "Ann", 0)  # the last known name wins (0: False on PostgreSQL)
     assert users[2] == ("bob", None, 0)  # None never overwrote a stored username
 
 
@@ -380,6 +375,7 @@ def _chat_insert(sync_conn, chat_id: int, chat_type: str | None, *, defer: bool 
     sync_conn.execute(insert(Chat), {"id": chat_id, "type": chat_type, "created_at": utcnow()})
 
 
+@pytest.mark.sqlite_only
 async def test_deferred_statement_is_sent_with_the_commit_or_dropped_by_rollback(engine, sm):
     async with engine.begin() as conn:
         await conn.run_sync(_chat_insert, -1, "group")
@@ -391,6 +387,7 @@ async def test_deferred_statement_is_sent_with_the_commit_or_dropped_by_rollback
         assert [c.id for c in await s.scalars(select(Chat))] == [-1]
 
 
+@pytest.mark.sqlite_only
 async def test_deferred_statement_error_surfaces_in_its_transaction(engine, sm):
     with pytest.raises(IntegrityError):
         async with engine.begin() as conn:
@@ -399,6 +396,7 @@ async def test_deferred_statement_error_surfaces_in_its_transaction(engine, sm):
     assert await count(sm, Chat) == 0
 
 
+@pytest.mark.sqlite_only
 async def test_commit_after_next_commits_with_that_statement(engine, sm):
     from storage import _onehop
 
