@@ -3,7 +3,7 @@
 The queue shows the message whose latest prediction under the active version has the smallest
 top-2 margin. With this index the query walks one version's predictions in margin order and
 stops at the first eligible message, instead of sorting every prediction on each /label press
-(about 90 ms at 100k messages before, well under a millisecond after).
+(`benchmarks/label_queue.py`, 1M messages with 10k labelled: 1.5 s before, 37 ms after).
 
 Revision ID: 0002
 Revises: 0001
