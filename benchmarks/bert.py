@@ -24,6 +24,9 @@ CPU part (2 shared cores, so figures are noisy; the load average is printed):
 GPU part (bf16 autocast): BERT finetune on the full SemEval train (`--gpu-epochs`, default 3),
 time per epoch and macro-F1 (target ≥ 0.70); BERT frozen on the full train; Predictor throughput
 on 20,000 texts (target ≥ 5,000 msg/s) against the raw forward pass at the same batch size.
+The finetune's quality does not depend on the device, so it can be measured on a CPU too, in
+float32 (about 25 minutes per epoch on 2 cores):
+`python benchmarks/bert.py --gpu-only --gpu-device cpu --finetune-only --gpu-epochs 2`.
 
 `--json FILE` also writes every figure as one JSON object.
 """
