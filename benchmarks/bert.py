@@ -327,8 +327,6 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
         print("GPU part SKIPPED: no CUDA device visible to torch")
         fig["gpu"] = {"skipped": "no CUDA device"}
         return
-    if args.encoder_lr:
-        bert.ENCODER_LR = args.encoder_lr
     train_texts, train_labels, eval_texts, eval_labels = data
     folder = bert_path(args)
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else device
@@ -340,11 +338,12 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     )
     fig["gpu"] = {"device": name, "torch": torch.__version__, "bert_path": str(folder)}
     gpu = fig["gpu"]
-    gpu["encoder_lr"] = bert.ENCODER_LR
+    gpu["encoder_lr"] = args.encoder_lr or bert.ENCODER_LR
     tune_cfg = TrainConfig(
         backbone="bert",
         bert_mode="finetune",
         bert_path=str(folder),
+        encoder_lr=args.encoder_lr,
         device=device,
         epochs=args.gpu_epochs,
         patience=args.gpu_epochs,

@@ -13,7 +13,8 @@
 # Environment knobs: GPU_CHECK_BUDGET_S (default 450: the whole script's wall-clock budget),
 # GPU_CHECK_EPOCHS (default 3), GPU_CHECK_DEVICE (default cuda; `cpu` with GPU_CHECK_ARGS to
 # try the plumbing on a laptop), GPU_CHECK_ARGS (extra arguments for benchmarks/bert.py),
-# GPU_CHECK_SWEEP_LR (default 8e-5; empty skips the second finetune with that encoder rate).
+# GPU_CHECK_SWEEP_LR (default 3e-5, the usual rate for base-size BERTs, against the default 8e-5;
+# empty skips that second finetune).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ started=$SECONDS
 budget=${GPU_CHECK_BUDGET_S:-450}
 epochs=${GPU_CHECK_EPOCHS:-3}
 device=${GPU_CHECK_DEVICE:-cuda}
-sweep_lr=${GPU_CHECK_SWEEP_LR-8e-5}
+sweep_lr=${GPU_CHECK_SWEEP_LR-3e-5}
 extra=${GPU_CHECK_ARGS:-}
 out=${OUT:-benchmarks/out}
 mkdir -p "$out"
@@ -60,7 +61,7 @@ timeout --kill-after=10 "$(remaining)" $PY benchmarks/bert.py --gpu-only --gpu-d
 status=${PIPESTATUS[0]}
 echo "== main run exit status $status after $((SECONDS - started)) s"
 
-# Sensitivity: one more finetune with a larger encoder learning rate, if time is left.
+# Sensitivity: one more finetune with another encoder learning rate, if time is left.
 left=$(remaining)
 if [[ -n "$sweep_lr" && $status -eq 0 && $left -gt 120 ]]; then
     echo "== finetune with encoder lr $sweep_lr (budget ${left} s)"

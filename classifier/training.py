@@ -42,6 +42,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 0.01  # SparseAdam (embedding table); AdamW (head) uses head_lr or lr
     head_lr: float | None = None
+    encoder_lr: float | None = None  # BERT finetune: the encoder's rate (None: the backbone's)
     seed: int = 0
     dev_fraction: float = 0.1
     patience: int = 2  # epochs without dev macro-F1 improvement before stopping

@@ -294,6 +294,9 @@ def test_finetune_schedule_spans_every_training_step(tiny_training_data, tiny_be
     [opt] = made
     assert result.epochs_run == 2 and opt.steps_done == opt.total  # small data: small batches
     assert opt.factor(opt.steps_done - 1) > 0  # the last step still learned
+    assert [g["base_lr"] for g in opt.param_groups] == [bert.ENCODER_LR, bert.FINETUNE_HEAD_LR]
+    _train(tiny_training_data, tiny_bert, "finetune", epochs=1, encoder_lr=2e-5, head_lr=5e-4)
+    assert [g["base_lr"] for g in made[-1].param_groups] == [2e-5, 5e-4]
 
 
 # --- refusals -------------------------------------------------------------------------------------
