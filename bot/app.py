@@ -8,7 +8,7 @@ lifecycle (`async with application:`, `updater.start_polling()`, `start()`) arou
 (database, model, services), as a coroutine, so tests run it inside their own event loop.
 
 Updates of different chats are processed concurrently (so the predictor can batch them and the
-database writes overlap), while updates of one chat stay in order (`PerChatUpdateProcessor`).
+database writes overlap), while updates of one chat stay in order (`bot.updates`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.constants import ParseMode
@@ -25,7 +24,6 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -40,56 +38,11 @@ from bot.handlers import admin, chat, feedback, forget, labeling, learning, mood
 from bot.handlers.common import COMMANDS_KEY, CommandInfo, is_private, role_ids
 from bot.learning.data import LearningOptions
 from bot.runtime import Runtime
+from bot.updates import CONNECTION_POOL_SIZE, POOL_TIMEOUT_S, PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_UPDATES = 64
-# Bot API connections. PTB's default pool (256) lets a burst of replies open dozens of
-# connections, and httpcore's pool bookkeeping costs O(requests × connections) per request: with
-# 16 connections the bot spent 5.5 ms CPU per message in benchmarks/bot.py, with 4 about 3.3 ms.
-# 8 connections still carry ~80 requests/s at Telegram's ~100 ms round trip, above its 30
-# messages/s flood limit; a request waits up to POOL_TIMEOUT_S for a free connection.
-CONNECTION_POOL_SIZE = 8
-POOL_TIMEOUT_S = 30.0
 ROLE_DENIED = {"admin": texts.ADMINS_ONLY, "annotator": texts.ANNOTATORS_ONLY}
-
-
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Concurrent across chats, in order within a chat (a FIFO lock per chat id).
-
-    The chat lock is taken before the concurrency slot, so one chat's backlog never holds slots
-    that other chats could use.
-    """
-
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await super().process_update(update, coroutine)
-            return
-        lock, users = self._locks.get(chat.id, (asyncio.Lock(), 0))
-        self._locks[chat.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await super().process_update(update, coroutine)
-        finally:
-            lock, users = self._locks[chat.id]
-            if users <= 1:
-                del self._locks[chat.id]
-            else:
-                self._locks[chat.id] = (lock, users - 1)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
-
-    async def initialize(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
 
 
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:
