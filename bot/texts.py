@@ -1,7 +1,8 @@
 """Every user-visible string, in one place. Messages are HTML (`parse_mode` from PTB's `Defaults`,
 set in `bot.app`): user text goes through `bot.markup.esc`, and `fit` keeps each message under
-4,096 characters. The plain-text constants are also what the learning loop raises and records (a
-run's error, the gate's reasons, a refused label or rollback); handlers escape them.
+4,096 characters. Plain-text constants are also what the learning loop raises (a refused label
+or rollback); handlers escape them. What it records in the database (a failed run's error, the
+gate's reasons) is written where it is decided, and the reports quote it.
 """
 
 from __future__ import annotations
@@ -267,6 +268,7 @@ NO_NEW_LABELS = (
     "/retrain force trains anyway."
 )
 RETRAIN_STARTING = "⏳ Starting a training run…"
+PROGRESS = "⏳ {step}"  # the progress message, edited as the run goes
 RETRAIN_HEADING = "Retraining"
 SCHEDULED_HEADING = "Scheduled retraining"
 RETRY_FOOTER = "The schedule tries again after {at:%Y-%m-%d %H:%M} UTC (or /retrain)."

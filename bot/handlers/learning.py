@@ -106,7 +106,9 @@ async def _retrain_task(
             return
         last_edit = time.monotonic()
         try:
-            await progress.edit_text("⏳ " + texts.esc(texts.progress_text(step)))
+            await progress.edit_text(
+                texts.PROGRESS.format(step=texts.esc(texts.progress_text(step)))
+            )
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 raise

@@ -190,7 +190,9 @@ class Retrainer:
         return outcome
 
     # --- the run's records --------------------------------------------------------------------
-    async def _start_run(self, trigger: str, who: int | None, force: bool, new: int):
+    async def _start_run(
+        self, trigger: str, who: int | None, force: bool, new: int
+    ) -> tuple[int, Any]:
         """Record the run (cross-process lock: one `running` row) and read the active version."""
         details = {"pid": os.getpid(), "force": force, "new_labels": new}
         async with self.sessionmaker.begin() as session:

@@ -192,4 +192,3 @@ async def test_unscored_messages_are_the_unlabelled_ones_a_version_has_not_score
         assert rows == [(new.message_id, "new"), (old.message_id, "old")]  # newest first
         assert await repo.unscored_messages(s, "v0002", limit=1) == [(new.message_id, "new")]
         assert len(await repo.unscored_messages(s, "v0001", limit=10)) == 0
-

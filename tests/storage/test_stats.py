@@ -85,4 +85,3 @@ async def test_user_names_of_known_people(sm):
         names = await repo.user_names(s, {1, 2, 3})
         assert names == {1: ("ann", "Ann"), 2: (None, "Bob")}  # 3 is unknown
         assert await repo.user_names(s, set()) == {}
-
