@@ -65,7 +65,7 @@ def retrain(base, labelled, config, weight: float, post: bool, dev):
     """What a bot retrain does: the bootstrap corpus (its own row weights) + the labels (weight
     `weight`), early stopping on the bootstrap dev slice, then the bootstrap recipe's
     after-training steps when the bootstrap model had them."""
-    from bot.training_worker import _postprocess
+    from classifier.bootstrap import postprocess
     from classifier.training import train
 
     texts, labels, weights = base
@@ -75,7 +75,7 @@ def retrain(base, labelled, config, weight: float, post: bool, dev):
     result = train(texts, labels, LABELS, config, weights=weights, dev=dev, progress=False)
     model = result.classifier
     if post:
-        _postprocess(model, dev)
+        postprocess(model, dev)
     return model
 
 
@@ -118,7 +118,8 @@ def labels_needed(scores: list[float], goal: float, batch: int) -> int | None:
 
 
 def learning_curves(args, boot_dir: Path) -> None:
-    from bot.learning import _postprocessed, _unpack, default_base_corpus, default_dev_slice
+    from bot.learning.data import default_base_corpus, default_dev_slice, unpack
+    from bot.learning.recipe import postprocessed
     from classifier.artifacts import load_model, read_metrics
     from classifier.data import read_labelled_csv
     from classifier.training import TrainConfig
@@ -128,10 +129,10 @@ def learning_curves(args, boot_dir: Path) -> None:
     if args.pool and args.pool < len(pool[0]):
         keep = sorted(random.Random(args.seed).sample(range(len(pool[0])), args.pool))
         pool = ([pool[0][i] for i in keep], [pool[1][i] for i in keep])
-    base = _unpack(default_base_corpus())
-    dev = _unpack(default_dev_slice())[:2]
+    base = unpack(default_base_corpus())
+    dev = unpack(default_dev_slice())[:2]
     card = read_metrics(boot_dir)
-    post = _postprocessed(card)
+    post = postprocessed(card)
     recipe = (card.get("manifest") or {}).get("train_config") or {}
     known = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in recipe.items() if k in known and k != "device"})
@@ -235,12 +236,12 @@ async def _paced(fake, chat, user, texts: list[str], i: int) -> float:
 
 
 async def _measure(args, fake, application, chat, user, texts: list[str]) -> None:
-    learning = application.bot_data["runtime"].learning
+    retrainer = application.bot_data["runtime"].learning.retrainer
     for i in range(20):  # warm-up
         await _paced(fake, chat, user, texts, i)
     idle = [await _paced(fake, chat, user, texts, i) for i in range(args.latency_messages)]
     seen: list = []
-    run = asyncio.create_task(learning.retrain("admin", 8001, seen.append, force=True))
+    run = asyncio.create_task(retrainer.retrain("admin", 8001, seen.append, force=True))
     for _ in range(6000):  # measure once the worker has loaded its data and starts training
         if run.done() or any(p.stage == "training" for p in seen):
             break
@@ -292,7 +293,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="bootstrap model folder (default: build it)")
     args = parser.parse_args()
     if args.weight is None:
-        from bot.learning import USER_LABEL_WEIGHT
+        from bot.learning.data import USER_LABEL_WEIGHT
 
         args.weight = USER_LABEL_WEIGHT
     data_file("semeval2017_4a", "train.csv")

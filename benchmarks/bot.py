@@ -73,7 +73,7 @@ async def serve_echo(stop: asyncio.Event) -> None:
     from telegram import Update
     from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-    from bot.app import CONNECTION_POOL_SIZE, POOL_TIMEOUT_S, PerChatUpdateProcessor
+    from bot.updates import CONNECTION_POOL_SIZE, POOL_TIMEOUT_S, PerChatUpdateProcessor
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(update.effective_message.text[:100])

@@ -1,98 +1,52 @@
-"""The Telegram application: factory, lifecycle hooks, error handler, and the polling loop.
+"""The Telegram application: factory, error handler, and the polling loop.
 
 `build_application(settings)` wires PTB's `Application`: base URLs from settings (a self-hosted
-Bot API server or the tests' fake), `AIORateLimiter` for Telegram's flood limits, the handler
-modules, role fallbacks, and `post_init` / `post_shutdown` hooks that open and close the
-`Runtime` (database, model, predictor); after it opens, each handler module's optional
-`async on_startup(application, runtime)` runs (the learning loop attaches itself there).
-`serve(settings)` is what `sentibot run` runs: the same
-steps as PTB's `run_polling`, but as a coroutine, so tests run it inside their own event loop.
+Bot API server or the tests' fake), `AIORateLimiter` for Telegram's flood limits, HTML as the
+default parse mode, the handler modules (each imported here by name, registered in order), the
+scheduled jobs, and the role fallbacks. `serve(settings)` is what `sentibot run` runs: PTB's own
+lifecycle (`async with application:`, `updater.start_polling()`, `start()`) around the `Runtime`
+(database, model, services), as a coroutine, so tests run it inside their own event loop.
 
 Updates of different chats are processed concurrently (so the predictor can batch them and the
-database writes overlap), while updates of one chat stay in order (`PerChatUpdateProcessor`).
+database writes overlap), while updates of one chat stay in order (`bot.updates`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CommandHandler,
     ContextTypes,
+    Defaults,
     MessageHandler,
     filters,
 )
 
-from bot import texts
+from bot import jobs, texts
 from bot.config import Settings
 from bot.errors import OperatorError
-from bot.handlers import HANDLER_MODULES
-from bot.handlers.common import COMMANDS_KEY, CommandInfo, is_private, reply, role_ids
+from bot.handlers import admin, chat, feedback, forget, labeling, learning, mood, nontext, start
+from bot.handlers.common import COMMANDS_KEY, CommandInfo, is_private, role_ids
+from bot.learning.data import LearningOptions
 from bot.runtime import Runtime
+from bot.updates import CONNECTION_POOL_SIZE, POOL_TIMEOUT_S, PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_UPDATES = 64
-# Bot API connections. PTB's default pool (256) lets a burst of replies open dozens of
-# connections, and httpcore's pool bookkeeping costs O(requests × connections) per request: with
-# 16 connections the bot spent 5.5 ms CPU per message in benchmarks/bot.py, with 4 about 3.3 ms.
-# 8 connections still carry ~80 requests/s at Telegram's ~100 ms round trip, above its 30
-# messages/s flood limit; a request waits up to POOL_TIMEOUT_S for a free connection.
-CONNECTION_POOL_SIZE = 8
-POOL_TIMEOUT_S = 30.0
 ROLE_DENIED = {"admin": texts.ADMINS_ONLY, "annotator": texts.ANNOTATORS_ONLY}
 
 
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Concurrent across chats, in order within a chat (a FIFO lock per chat id).
-
-    The chat lock is taken before the concurrency slot, so one chat's backlog never holds slots
-    that other chats could use.
-    """
-
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await super().process_update(update, coroutine)
-            return
-        lock, users = self._locks.get(chat.id, (asyncio.Lock(), 0))
-        self._locks[chat.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await super().process_update(update, coroutine)
-        finally:
-            lock, users = self._locks[chat.id]
-            if users <= 1:
-                del self._locks[chat.id]
-            else:
-                self._locks[chat.id] = (lock, users - 1)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
-
-    async def initialize(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
-
-
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:
-    """The configured PTB application (nothing is opened until `post_init` runs)."""
+    """The configured PTB application (nothing is opened until `serve` runs it)."""
     if not settings.telegram_bot_token:
         raise OperatorError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
     builder = (
@@ -103,15 +57,22 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
         .concurrent_updates(PerChatUpdateProcessor())
         .connection_pool_size(CONNECTION_POOL_SIZE)
         .pool_timeout(POOL_TIMEOUT_S)
-        .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
+        .defaults(Defaults(parse_mode=ParseMode.HTML))  # every text comes from bot.texts
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=2))  # retry after a 429
     application = builder.build()
-    application.bot_data["settings"] = settings
-    for name in HANDLER_MODULES:
-        importlib.import_module(name).register(application, settings)
+    # Within PTB's handler group 0 the first match wins: commands before catch-alls.
+    start.register(application, settings)  # /start, /help
+    chat.register(application, settings)  # text messages and edits: score, store, reply
+    feedback.register(application, settings)  # fb:<message_id>:<label> buttons
+    mood.register(application, settings)  # /mood [24h|7d]
+    forget.register(application, settings)  # /forget + confirmation
+    admin.register(application, settings)  # /status, /export (admins)
+    labeling.register(application, settings)  # /label queue session + q:… buttons (annotators)
+    learning.register(application, settings)  # /retrain, /models, /rollback (admins)
+    nontext.register(application, settings)  # stickers, photos, voice in private chats
+    jobs.schedule(application, settings)  # scheduled retraining, following the active model
     _add_fallbacks(application, settings)
     application.add_error_handler(on_error)
     return application
@@ -133,14 +94,14 @@ def _add_fallbacks(application: Application, settings: Settings) -> None:
 def _denied(text: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
     async def denied(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Tell a person without the role that the command is not for them."""
-        await reply(update, text)
+        await update.effective_message.reply_text(text)
 
     return denied
 
 
 async def _unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Point to /help for commands the bot doesn't have."""
-    await reply(update, texts.UNKNOWN_COMMAND)
+    await update.effective_message.reply_text(texts.UNKNOWN_COMMAND)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -158,25 +119,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await update.effective_chat.send_message(texts.GENERIC_ERROR)
     except TelegramError:
         log.warning("could not tell the user about the error", exc_info=True)
-
-
-async def _post_init(application: Application) -> None:
-    """Open the runtime (database, model, predictor) and publish the command menus."""
-    settings: Settings = application.bot_data["settings"]
-    runtime = await Runtime.open(settings)
-    application.bot_data["runtime"] = runtime
-    # Handler modules may attach services to the runtime (the learning loop does).
-    for name in HANDLER_MODULES:
-        on_startup = getattr(importlib.import_module(name), "on_startup", None)
-        if on_startup is not None:
-            await on_startup(application, runtime)
-    await _set_commands(application, settings)
-
-
-async def _post_shutdown(application: Application) -> None:
-    runtime: Runtime | None = application.bot_data.pop("runtime", None)
-    if runtime is not None:
-        await runtime.close()
 
 
 async def _set_commands(application: Application, settings: Settings) -> None:
@@ -234,36 +176,39 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_started: Callable[[Application], Awaitable[None] | None] | None = None,
     rate_limit: bool = True,
+    learning_options: LearningOptions | None = None,
 ) -> None:
     """Run the bot with long polling until `stop` is set (or the task is cancelled).
 
-    The same sequence as PTB's `run_polling`: initialize, post_init, start polling, start; on the
-    way out stop the updater, stop, post_stop, shutdown, post_shutdown.
+    `learning_options` go to `Runtime.open` (tests train on a tiny corpus).
     """
     unprotect = _protect_token(settings.telegram_bot_token or "")  # PTB logs its URLs
     try:
         application = build_application(settings, rate_limit=rate_limit)
-        await _serve(application, settings, stop or asyncio.Event(), on_started)
-    finally:
-        unprotect()
-
-
-async def _serve(
-    application: Application,
-    settings: Settings,
-    stop: asyncio.Event,
-    on_started: Callable[[Application], Awaitable[None] | None] | None,
-) -> None:
-    try:
-        await application.initialize()
+        async with application:  # initialize (getMe checks token and server) … shutdown
+            runtime = await Runtime.open(settings, learning_options=learning_options)
+            await _poll(application, runtime, stop or asyncio.Event(), on_started)
     except InvalidToken:
         raise OperatorError("TELEGRAM_BOT_TOKEN was rejected by the Bot API server") from None
     except NetworkError as exc:
         raise OperatorError(
             f"cannot reach the Bot API at TELEGRAM_BASE_URL ({settings.telegram_base_url}): {exc}"
         ) from None
+    finally:
+        unprotect()
+
+
+async def _poll(
+    application: Application,
+    runtime: Runtime,
+    stop: asyncio.Event,
+    on_started: Callable[[Application], Awaitable[None] | None] | None,
+) -> None:
+    """Publish the menus, poll and process updates until `stop`; then stop both and close the
+    runtime (after the last handler finished, before PTB shuts the HTTP client down)."""
+    application.bot_data["runtime"] = runtime
     try:
-        await application.post_init(application)
+        await _set_commands(application, runtime.settings)
         await application.updater.start_polling(drop_pending_updates=False)
         await application.start()
         log.info("sentibot is running as @%s", application.bot.username)
@@ -273,17 +218,10 @@ async def _serve(
                 await started
         await stop.wait()
     finally:
-        await _shutdown(application)
-
-
-async def _shutdown(application: Application) -> None:
-    try:
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-            if application.post_stop:
-                await application.post_stop(application)
-    finally:
-        await application.shutdown()
-        await application.post_shutdown(application)
+        try:
+            if application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+        finally:
+            await application.bot_data.pop("runtime").close()

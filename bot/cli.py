@@ -2,26 +2,27 @@
 
 Each module exposes `register(subparsers)`, which adds its subcommands with
 `set_defaults(handler=fn)`; `fn(args, settings) -> int` does the work. Modules import heavy
-libraries (torch, SQLAlchemy, telegram) inside their handlers, so `sentibot --help` stays fast.
+libraries (torch, SQLAlchemy, telegram) inside their handlers, so `sentibot --help` stays fast
+(`python -X importtime -m bot --help` shows what it loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from bot.errors import CliError
+from pydantic import ValidationError
 
-COMMAND_MODULES = (
-    "bot.commands.model",  # train, eval, predict
-    "bot.commands.bootstrap",  # bootstrap
-    "bot.commands.db",  # db upgrade, export, import
-    "bot.commands.run",  # run, chat
-    "bot.commands.retrain",  # retrain
-)
+from bot.commands import bootstrap, db, model, retrain, run
+from bot.config import Settings, get_settings
+from bot.errors import CliError
+from classifier.errors import ClassifierError
+from storage.errors import StorageError
+
+# Exception types that carry a message meant for the person at the terminal.
+USER_FACING_ERRORS = (CliError, ClassifierError, StorageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,24 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sentiment-scoring Telegram bot that learns from its users' corrections.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    model.register(subparsers)  # train, eval, predict
+    bootstrap.register(subparsers)  # bootstrap
+    db.register(subparsers)  # db upgrade, export, import
+    run.register(subparsers)  # run, chat, up
+    retrain.register(subparsers)  # retrain
     return parser
 
 
-def _user_facing_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that carry a message meant for the person at the terminal."""
-    from classifier.errors import ClassifierError
-    from storage.errors import StorageError
-
-    return (CliError, ClassifierError, StorageError)
-
-
-def _load_settings():  # -> Settings
-    from pydantic import ValidationError
-
-    from bot.config import get_settings
-
+def _load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
@@ -74,12 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
-    errors = _user_facing_errors()
     try:
         settings = _load_settings()
         _configure_logging(settings.log_level)
         return int(args.handler(args, settings) or 0)
-    except errors as exc:
+    except USER_FACING_ERRORS as exc:
         print(f"sentibot: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:

@@ -21,12 +21,6 @@ from bot.service import Author, ChatRef, ScoreResult, SentimentService
 
 CONSOLE_CHAT = ChatRef(0, "console", "console")
 CONSOLE_USER = Author(0, "console", "console")
-HELP = """Type a message to score it. Commands:
-  /label <{labels}>   label your last message
-  /mood [24h|7d]      the mood of everything typed here
-  /status             model, metrics and counts
-  /help               this text
-  /quit               leave (Ctrl-D works too)"""
 
 
 def plain(text: str) -> str:
@@ -56,7 +50,9 @@ class ConsoleChat:
         if command in ("/quit", "/exit"):
             return False
         if command == "/help":
-            self.say(HELP.format(labels="|".join(self.service.labels)), html_text=False)
+            self.say(
+                texts.CONSOLE_HELP.format(labels="|".join(self.service.labels)), html_text=False
+            )
         elif command == "/label":
             await self.label(arg.strip().lower())
         elif command == "/mood":
@@ -64,7 +60,7 @@ class ConsoleChat:
         elif command == "/status":
             self.say(texts.status_text(await self.service.status()))
         elif command.startswith("/") and " " not in command and len(command) > 1:
-            self.say(f"Unknown command {command}. /help lists the commands.", html_text=False)
+            self.say(texts.CONSOLE_UNKNOWN.format(command=command), html_text=False)
         else:
             self.last = await self.service.score_message(CONSOLE_CHAT, CONSOLE_USER, line)
             self.say(texts.score_line(self.last.label, self.last.confidence))
@@ -73,14 +69,13 @@ class ConsoleChat:
     async def label(self, word: str) -> None:
         labels = self.service.labels
         if word not in labels:
-            self.say(f"Usage: /label <{'|'.join(labels)}>", html_text=False)
+            self.say(texts.CONSOLE_LABEL_USAGE.format(labels="|".join(labels)), html_text=False)
         elif self.last is None or self.last.message_id is None:
-            self.say("Nothing to label yet: type a message first.")
+            self.say(texts.CONSOLE_NOTHING_TO_LABEL)
         else:
             result = await self.service.record_label(self.last.message_id, CONSOLE_USER, word)
-            self.say(
-                f"✓ you said: {word}" if result.ok else texts.feedback_answer(result.outcome, word)
-            )
+            ok = texts.CONSOLE_LABELLED.format(label=word)
+            self.say(ok if result.ok else texts.feedback_answer(result.outcome, word))
 
     async def mood(self, window: str) -> None:
         if window not in ("all", "24h", "7d"):
@@ -117,7 +112,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         chat = ConsoleChat(runtime.service, stdout)
         interactive = stdin.isatty()
         if interactive:
-            chat.say(f"sentibot {runtime.predictor.version}: type a message, /help, or /quit.")
+            chat.say(texts.CONSOLE_WELCOME.format(version=runtime.predictor.version))
         while True:
             if interactive:
                 print("> ", end="", file=stdout, flush=True)

@@ -1,34 +1,36 @@
-"""The running product's shared state: settings, database, active model, service.
+"""The running product's shared state: settings, database, active model, services.
 
 `await Runtime.open(settings)` migrates the database, loads the active model (registering one on
 first start: the newest valid folder in MODEL_DIR, else a freshly built bootstrap model), starts
-the `Predictor`, and builds the `SentimentService`. `await runtime.close()` undoes it in reverse.
+the `Predictor`, and builds the `SentimentService` and the `LearningService` (marking training
+runs left `running` by a dead process as failed). `await runtime.close()` undoes it in reverse.
 The Telegram app keeps it in `application.bot_data["runtime"]`; the console chat and CLI use it
 directly. It holds factories only, never a session.
-
-Extension points for the learning loop: `runtime.learning` (set by whoever builds it),
-`runtime.on_close` (async callbacks run first on close), `service.status_providers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
 from bot.errors import OperatorError
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-    from bot.config import Settings
-    from bot.service import SentimentService
-    from classifier.model import Classifier
-    from classifier.predictor import Predictor
-    from storage.recorder import ScoredMessageRecorder
+from bot.learning.data import LearningOptions
+from bot.learning.service import LearningService
+from bot.service import SentimentService
+from classifier.artifacts import list_model_dirs, load_model, next_version_dir, read_metrics
+from classifier.bootstrap import build_bootstrap_model
+from classifier.device import resolve_device
+from classifier.errors import ModelFolderError
+from classifier.model import Classifier
+from classifier.predictor import Predictor
+from storage import repositories as repo
+from storage.db import create_engine, create_sessionmaker, upgrade_database
+from storage.recorder import ScoredMessageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +40,21 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    predictor: Predictor
-    service: SentimentService
     device: str
-    learning: Any = None  # bot.learning.LearningService, attached by the learning loop
-    recorder: ScoredMessageRecorder | None = None  # group commit for scored messages
-    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    predictor: Predictor
+    recorder: ScoredMessageRecorder  # group commit for scored messages
+    service: SentimentService
+    learning: LearningService
 
     @classmethod
-    async def open(cls, settings: Settings) -> Runtime:
-        """Migrate, load (or create) the active model, start the predictor."""
-        from bot.service import SentimentService
-        from classifier.device import resolve_device
-        from classifier.predictor import Predictor
-        from storage.db import create_engine, create_sessionmaker, upgrade_database
-        from storage.recorder import ScoredMessageRecorder
+    async def open(
+        cls, settings: Settings, *, learning_options: LearningOptions | None = None
+    ) -> Runtime:
+        """Migrate, load (or create) the active model, start the predictor, build the services.
 
+        `learning_options`: how the learning loop trains (default: production's; tests pass a
+        tiny corpus and few epochs).
+        """
         await upgrade_database(settings.db_url)
         engine = create_engine(settings.db_url)
         try:
@@ -72,23 +73,38 @@ class Runtime:
             raise
         log.info("model %s loaded on %s", version, device)
         recorder = ScoredMessageRecorder(sessionmaker, skip_opted_out=True)
-        service = SentimentService(sessionmaker, predictor, recorder)
-        return cls(settings, engine, sessionmaker, predictor, service, device, recorder=recorder)
+        runtime = cls(
+            settings,
+            engine,
+            sessionmaker,
+            device,
+            predictor,
+            recorder,
+            SentimentService(sessionmaker, predictor, recorder),
+            LearningService.create(
+                settings, sessionmaker, predictor, device=device, options=learning_options
+            ),
+        )
+        try:
+            if recovered := await runtime.learning.retrainer.recover():
+                log.warning("marked %d interrupted training run(s) as failed", recovered)
+        except BaseException:
+            await runtime.close()
+            raise
+        return runtime
 
     async def close(self) -> None:
-        """Stop extensions, the predictor, the recorder (writing what it holds), then the
-        database engine (each even if one fails)."""
-        for callback in reversed(self.on_close):
-            try:
-                await callback()
-            except Exception:
-                log.exception("error while closing an extension")
+        """Stop the learning loop's worker, the predictor, the recorder (writing what it holds),
+        then the database engine (each even if one fails)."""
+        try:
+            await self.learning.close()
+        except Exception:
+            log.exception("error while stopping the learning loop")
         try:
             await self.predictor.close()
         finally:
             try:
-                if self.recorder is not None:
-                    await self.recorder.close()
+                await self.recorder.close()
             finally:
                 await self.engine.dispose()
 
@@ -97,9 +113,6 @@ async def _active_model(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], device: str
 ) -> tuple[Classifier, str]:
     """Load the active version; on first start register one (newest valid folder or bootstrap)."""
-    from classifier.artifacts import load_model
-    from storage import repositories as repo
-
     async with sessionmaker() as session:
         active = await repo.get_active_model_version(session)
     if active is not None:
@@ -112,9 +125,6 @@ async def _active_model(
 
 async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifier]:
     """The newest model folder in MODEL_DIR that loads; else build the bootstrap model."""
-    from classifier.artifacts import list_model_dirs, load_model, next_version_dir
-    from classifier.errors import ModelFolderError
-
     model_dir = settings.models_path
     for folder in reversed(list_model_dirs(model_dir) if model_dir.exists() else []):
         try:
@@ -129,8 +139,6 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
         folder,
     )
     try:
-        from classifier.bootstrap import build_bootstrap_model
-
         folder = Path(
             await asyncio.to_thread(
                 build_bootstrap_model, folder, device=device, backbone=settings.backbone
@@ -147,9 +155,6 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
 async def _register_active(
     sessionmaker: async_sessionmaker[AsyncSession], folder: Path, classifier: Classifier
 ) -> None:
-    from classifier.artifacts import read_metrics
-    from storage import repositories as repo
-
     card = await asyncio.to_thread(read_metrics, folder)
     absolute = await asyncio.to_thread(folder.resolve)
     async with sessionmaker.begin() as session:

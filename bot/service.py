@@ -14,20 +14,17 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from classifier.predictor import Predictor
 from storage import repositories as repo
 from storage.errors import NotFoundError
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-    from classifier.predictor import Predictor
-    from storage.recorder import ScoredMessageRecorder
+from storage.recorder import ScoredMessageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +93,6 @@ class MoodReport:
         return sum(self.counts.values())
 
 
-StatusSection = tuple[str, list[str]]  # (title, lines of HTML-safe text)
-StatusProvider = Callable[["AsyncSession"], Awaitable[StatusSection | None]]
-
-
 @dataclass(slots=True)
 class StatusReport:
     model_version: str | None
@@ -109,7 +102,6 @@ class StatusReport:
     labels: int
     labelled_messages: int
     untrained_labels: int
-    sections: list[StatusSection] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +131,6 @@ class SentimentService:
         if recorder is not None and not recorder.skip_opted_out:
             raise ValueError("the service's recorder must skip opted-out authors")
         self.recorder = recorder
-        # Extra /status sections (the learning loop adds its own); each gets a read-only session.
-        self.status_providers: list[StatusProvider] = []
 
     @property
     def labels(self) -> list[str]:
@@ -268,26 +258,21 @@ class SentimentService:
         return MoodReport(window, ordered)
 
     async def status(self) -> StatusReport:
-        """Active model and its eval metrics, counts, labels not yet trained on, extra sections."""
+        """Active model and its eval metrics, counts, labels not yet trained on."""
         async with self.sessionmaker() as session:
             # The served version's row: right after another process (CLI retrain, rollback)
             # activated a new one, the bot still serves the old one for up to a minute.
             active = await repo.get_model_version(session, self.predictor.version)
             totals = await repo.totals(session)
-            report = StatusReport(
-                model_version=self.predictor.version,
-                backbone=None if active is None else active.backbone,
-                metrics=_eval_metrics(None if active is None else active.metrics),
-                messages=totals.messages,
-                labels=totals.labels,
-                labelled_messages=totals.labelled_messages,
-                untrained_labels=totals.new_labels,
-            )
-            for provider in self.status_providers:
-                section = await provider(session)
-                if section is not None:
-                    report.sections.append(section)
-        return report
+        return StatusReport(
+            model_version=self.predictor.version,
+            backbone=None if active is None else active.backbone,
+            metrics=_eval_metrics(None if active is None else active.metrics),
+            messages=totals.messages,
+            labels=totals.labels,
+            labelled_messages=totals.labelled_messages,
+            untrained_labels=totals.new_labels,
+        )
 
     # --- privacy and export ----------------------------------------------------------------------
     async def forget(self, user_id: int) -> ForgetResult:

@@ -1,50 +1,22 @@
-"""Every user-visible string, in one place. Messages are sent with `parse_mode=HTML`.
-
-Anything that came from a user (message text, names, arguments) goes through `esc()` before it is
-put into a message, and `fit()` keeps every message under Telegram's 4,096-character limit.
+"""Every user-visible string, in one place. Messages are HTML (`parse_mode` from PTB's `Defaults`,
+set in `bot.app`): user text goes through `bot.markup.esc`, and `fit` keeps each message under
+4,096 characters. Plain-text constants are also what the learning loop raises (a refused label
+or rollback); handlers escape them. What it records in the database (a failed run's error, the
+gate's reasons) is written where it is decided, and the reports quote it.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only for type hints: texts stays importable without the service's deps
+from bot.markup import esc, fit, quote
+
+if TYPE_CHECKING:  # only for type hints: texts imports nothing of the bot at run time
+    from bot.learning import results
     from bot.service import MoodReport, ScoreResult, StatusReport
 
-MAX_MESSAGE = 4096
 LABEL_EMOJI = {"negative": "😞", "neutral": "😐", "positive": "😊"}
-
-
-def esc(text: object) -> str:
-    """HTML-escape user-provided text for parse_mode=HTML."""
-    return html.escape(str(text), quote=False)
-
-
-def fit(text: str, limit: int = MAX_MESSAGE) -> str:
-    """Cut `text` (already HTML) so it fits a Telegram message; never cuts inside an entity
-    or a tag, and prefers a line end (our tags open and close on one line, so whole lines
-    never leave a `<b>` without its `</b>`, which Telegram would refuse)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    newline = cut.rfind("\n")
-    if newline >= limit // 2:
-        return cut[:newline] + "\n…"
-    amp, semi = cut.rfind("&"), cut.rfind(";")
-    if amp > semi:  # don't leave half an `&amp;`
-        cut = cut[:amp]
-    lt, gt = cut.rfind("<"), cut.rfind(">")
-    if lt > gt:  # don't leave half a `<b>`
-        cut = cut[:lt]
-    return cut + "…"
-
-
-def quote(user_text: str, limit: int = 300) -> str:
-    """A user's text, shortened to `limit` characters and escaped, for echoing it back."""
-    short = user_text if len(user_text) <= limit else user_text[: limit - 1] + "…"
-    return esc(short)
 
 
 def emoji(label: str) -> str:
@@ -170,8 +142,8 @@ def _metric(metrics: dict, key: str) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
 
-def status_text(report: StatusReport) -> str:
-    """The admin /status text; extra sections (e.g. the learning loop's) are appended."""
+def status_text(report: StatusReport, learning: results.LearningStatus | None = None) -> str:
+    """The admin /status text, with the learning loop's section when given."""
     if report.model_version is None:
         lines = ["<b>Model:</b> none active"]
     else:
@@ -187,14 +159,240 @@ def status_text(report: StatusReport) -> str:
         f"<b>Labels:</b> {report.labels} on {report.labelled_messages} message(s)",
         f"<b>Labels not yet trained on:</b> {report.untrained_labels}",
     ]
-    for title, body in report.sections:
-        lines += ["", f"<b>{esc(title)}</b>", *_lines(body)]
+    if learning is not None:
+        lines += ["", "<b>Learning</b>", *(esc(line) for line in learning_lines(learning))]
     return fit("\n".join(lines))
 
 
-def _lines(body: Iterable[str] | str) -> list[str]:
-    return [body] if isinstance(body, str) else list(body)
+def learning_lines(status: results.LearningStatus) -> list[str]:
+    """The learning part of /status, as plain lines."""
+    lines = ["a training run is in progress"] if status.training else []
+    run = status.last_run
+    if run is not None:
+        when = f"{run.started_at:%Y-%m-%d %H:%M} UTC" if run.started_at else "?"
+        cand = f" {run.candidate_version}" if run.candidate_version else ""
+        lines.append(f"last training run: {when} ({run.trigger}){cand} {run.result}")
+    lines.append(
+        f"scheduled retraining every {status.interval_minutes:g} min with ≥ "
+        f"{status.min_new_labels} new labels"
+        if status.interval_minutes
+        else "scheduled retraining is off (RETRAIN_INTERVAL_MINUTES=0)"
+    )
+    return lines + ([] if status.annotators is None else annotator_lines(status.annotators))
+
+
+def annotator_lines(report: results.AnnotatorReport) -> list[str]:
+    """Labels per person, then Cohen's kappa for each pair of annotators."""
+
+    def who(uid: int) -> str:  # @username, else first name (id), else the id
+        username, first_name = report.names.get(uid, (None, None))
+        return f"@{username}" if username else f"{first_name} ({uid})" if first_name else str(uid)
+
+    ranked = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [
+        f"labels per annotator: {', '.join(f'{who(u)}: {n}' for u, n in ranked) or 'none yet'}"
+    ]
+    for p in report.pairs:
+        kappa = "n/a" if p.kappa is None else f"{p.kappa:.2f}"
+        lines.append(
+            f"agreement {who(p.annotator_a)} ↔ {who(p.annotator_b)}: Cohen's κ {kappa} "
+            f"({kappa_words(p.kappa)}) on {p.n} shared items, {p.observed:.0%} identical"
+        )
+    return lines
+
+
+KAPPA_WORDS = ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial"))
+
+
+def kappa_words(kappa: float | None) -> str:
+    """Landis & Koch's words for a kappa value (so /status reads without a statistics course)."""
+    if kappa is None or kappa < 0:
+        return "undefined" if kappa is None else "worse than chance"
+    return next((word for limit, word in KAPPA_WORDS if kappa <= limit), "almost perfect")
 
 
 EXPORT_CAPTION = "Labelled messages: {rows} row(s)."
 EXPORT_EMPTY = "There are no labelled messages to export yet."
+EXPORT_PRIVATE_ONLY = (
+    "The export holds messages from every chat, private ones too: send /export in a private "
+    "chat with me."
+)
+
+
+# --- the command menu (and /help) ----------------------------------------------------------------
+COMMAND_DESCRIPTIONS = {
+    "start": "start, and opt back in after /forget",
+    "help": "what I do and what I store",
+    "mood": "this chat's mood (add 24h or 7d)",
+    "forget": "delete everything I stored about you",
+    "status": "model, metrics and counts",
+    "export": "labelled data as CSV",
+    "label": "label queued messages",
+    "retrain": "retrain the model now",
+    "models": "model versions",
+    "rollback": "go back to an earlier model",
+}
+
+# --- the /label queue ----------------------------------------------------------------------------
+LABEL_PRIVATE_ONLY = "Labeling happens in a private chat with me: send /label there."
+QUEUE_EMPTY = "🎉 The queue is empty: nothing left to label."
+QUEUE_STOPPED = "Stopped. Thanks for labeling!"
+QUEUE_INVALID = "Sorry, that button doesn't work any more. Send /label to continue."
+QUEUE_BUTTONS = {"skip": "⏭ Skip", "undo": "↩️ Undo", "stop": "⏹ Stop"}
+QUEUE_ANSWERS = {"undo": "Undone", "skip": "Skipped", "label": "Noted: {label}"}
+NOTHING_TO_UNDO = "Nothing to undo."
+# The learning loop refuses these labels with a `LearningError` (plain text).
+OPTED_OUT = "you asked me to forget you, so I don't store your labels; /start to opt back in"
+UNKNOWN_LABEL = "unknown label {label!r}"
+MESSAGE_GONE = "that message is gone (deleted or forgotten)"
+
+
+def queue_progress(done: int, left: int) -> str:
+    return f"Labelled this session: {done} · left in the queue: {left}"
+
+
+def queue_item(view: results.QueueView, done: int) -> str:
+    """The /label message for one item (the text is HTML-escaped and shortened)."""
+    item = view.item
+    guess = ""
+    if item.predicted_label is not None and item.confidence is not None:
+        guess = f"\n<i>Model's guess: {esc(item.predicted_label)} · {percent(item.confidence)}</i>"
+    body = f"<b>How does this message sound?</b>\n\n{quote(item.text, 1500)}{guess}"
+    return fit(f"{body}\n\n{queue_progress(done, view.remaining)}")
+
+
+# --- retraining: /retrain, the schedule, `sentibot retrain` ---------------------------------------
+RETRAIN_USAGE = "Usage: /retrain, or /retrain force to train even without new labels."
+NO_NEW_LABELS = (
+    "No new labels since the last training run, so there is nothing new to learn. "
+    "/retrain force trains anyway."
+)
+RETRAIN_STARTING = "⏳ Starting a training run…"
+PROGRESS = "⏳ {step}"  # the progress message, edited as the run goes
+RETRAIN_HEADING = "Retraining"
+SCHEDULED_HEADING = "Scheduled retraining"
+RETRY_FOOTER = "The schedule tries again after {at:%Y-%m-%d %H:%M} UTC (or /retrain)."
+IN_PROGRESS = "a training run is already in progress"
+OUTCOME_ICONS = {"promoted": "✅", "rejected": "⛔", "failed": "❌", "skipped": "ℹ️"}
+
+
+def progress_text(step: results.Progress) -> str:
+    """One step of a training run, for the admin's progress message (plain text)."""
+    name = step.version or "the candidate"
+    if step.stage == "preparing":
+        return f"Preparing the training data for {name}…"
+    if step.stage == "training" and step.epoch == 0:
+        rows = f" on {step.train_rows:,} rows" if step.train_rows else ""
+        return f"Training {name}{rows}: starting…"
+    if step.stage == "training":
+        f1 = "" if step.dev_macro_f1 is None else f", dev macro-F1 {step.dev_macro_f1:.3f}"
+        return f"Training {name}: epoch {step.epoch}/{step.epochs} done{f1}"
+    if step.stage == "evaluating":
+        return f"Evaluating {name} and the active model on the eval split…"
+    return f"Deciding whether to promote {name}…"
+
+
+def retrain_summary(outcome: results.RetrainOutcome) -> list[str]:
+    """A run's outcome as plain lines (the CLI prints them, `retrain_report` formats them)."""
+    if outcome.status == "skipped":
+        return [
+            f"Only {outcome.new_labels} new label(s) since the last training run "
+            f"({outcome.needed_labels} needed); force a run to train anyway "
+            "(/retrain force, sentibot retrain --force)."
+        ]
+    if outcome.status == "failed":
+        return [
+            f"Training run {outcome.run_id} failed: {outcome.message}",
+            f"The active model {outcome.active_version} is unchanged.",
+        ]
+    kept = f"; {outcome.active_version} stays active"
+    lines = [
+        f"Candidate {outcome.candidate_version} {outcome.status}"
+        + (" (now active)" if outcome.promoted else kept),
+        f"Trained on {outcome.train_rows:,} rows ({outcome.user_rows:,} from your labels, "
+        f"weight ×{outcome.user_label_weight:g}); evaluated on {outcome.eval_rows:,} rows.",
+    ]
+    candidate, active = outcome.candidate_report or {}, outcome.active_report or {}
+    if candidate:  # macro-F1 of both models, then recall per class (active → candidate)
+        vs = f" vs {outcome.active_version or 'active'} {active['macro_f1']:.3f}" if active else ""
+        lines.append(f"macro-F1: candidate {candidate['macro_f1']:.3f}{vs}")
+    for label, stats in (candidate.get("per_class") or {}).items():
+        if int(stats.get("support", 0)):
+            before = (active.get("per_class") or {}).get(label, {}).get("recall")
+            was = "" if before is None else f"{before:.3f} → "
+            lines.append(f"recall {label}: {was}{stats['recall']:.3f} (n={stats['support']})")
+    return lines + ([] if outcome.gate is None else ["Why: " + outcome.gate.reason])
+
+
+def retrain_report(
+    outcome: results.RetrainOutcome, heading: str = RETRAIN_HEADING, footer: str | None = None
+) -> str:
+    """The outcome as an HTML message (no user text in it, but escaped all the same)."""
+    icon = OUTCOME_ICONS.get(outcome.status, "")
+    lines = [f"{icon} <b>{esc(heading)}: {esc(outcome.status)}</b>"]
+    lines += [esc(line) for line in retrain_summary(outcome)]
+    if outcome.seconds and outcome.status != "skipped":
+        lines.append(f"Took {outcome.seconds:.0f} s.")
+    if footer:
+        lines.append(esc(footer))
+    return fit("\n".join(lines))
+
+
+CONFUSION_TITLE = "{version} on the eval split ({rows} rows)"
+CONFUSION_CAPTION = "Confusion matrix of {version}"
+
+
+def sentence(text: object) -> str:
+    """A refusal from the learning loop as an escaped sentence: `Capitalised.`"""
+    return esc(str(text).capitalize() + ".")
+
+
+# --- /models and /rollback -----------------------------------------------------------------------
+ROLLBACK_USAGE = "Usage: /rollback (to the previous active version) or /rollback v0003."
+ROLLBACK_REFUSED = "Can't roll back: {reason}."
+# Why a rollback is refused (`RollbackError`, plain text).
+ROLLBACK_WHILE_TRAINING = IN_PROGRESS + "; try again when it has finished"
+ROLLBACK_NO_PREVIOUS = "there is no previously active version to go back to"
+ROLLBACK_UNKNOWN = "there is no model version {version} (see /models)"
+ROLLBACK_ALREADY_ACTIVE = "{version} is already the active model"
+ROLLBACK_REJECTED = "{version} was rejected by the promotion gate ({reason})"
+ROLLBACK_DOES_NOT_LOAD = "{version} does not load: {error}"
+ROLLBACK_CANNOT_SCORE = "{version} cannot score the eval split: {error}"
+ROLLBACK_NO_SCORES = "{version} did not produce usable scores on the eval split"
+
+
+def models_text(models: list[results.ModelInfo]) -> str:
+    if not models:
+        return "No model versions yet."
+    lines = ["<b>Model versions</b> (newest first)"]
+    for m in models:
+        created = f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "?"
+        rows = "?" if m.train_rows is None else f"{m.train_rows:,}"
+        f1 = "?" if m.eval_macro_f1 is None else f"{m.eval_macro_f1:.3f}"
+        status = f"<b>{m.status}</b>" if m.status == "active" else esc(m.status)
+        lines.append(
+            f"{esc(m.version)} · {esc(created)} · {status} · {rows} training rows"
+            f" · eval macro-F1 {f1}"
+        )
+    return fit("\n".join(lines))
+
+
+ROLLED_BACK = (
+    "↩️ Rolled back: {from_version} → {to_version} is now active "
+    "(eval macro-F1 {macro_f1:.3f} on {eval_rows:,} rows)."
+)
+
+
+# --- `sentibot chat` (plain text in a terminal) and `sentibot up` --------------------------------
+CONSOLE_HELP = """Type a message to score it. Commands:
+  /label <{labels}>   label your last message
+  /mood [24h|7d]      the mood of everything typed here
+  /status             model, metrics and counts
+  /help               this text
+  /quit               leave (Ctrl-D works too)"""
+CONSOLE_WELCOME = "sentibot {version}: type a message, /help, or /quit."
+CONSOLE_UNKNOWN = "Unknown command {command}. /help lists the commands."
+CONSOLE_LABEL_USAGE = "Usage: /label <{labels}>"
+CONSOLE_NOTHING_TO_LABEL = "Nothing to label yet: type a message first."
+CONSOLE_LABELLED = "✓ you said: {label}"
+UP_WITHOUT_TOKEN = "TELEGRAM_BOT_TOKEN is not set: starting the console chat instead."

@@ -1,1 +1,1 @@
-"""Subcommands of the `sentibot` CLI, one module per area (see `bot.cli.COMMAND_MODULES`)."""
+"""Subcommands of the `sentibot` CLI, one module per area (`bot.cli` imports and registers each)."""

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from bot.commands.options import database
 from bot.config import DEFAULT_LABELS
 from bot.errors import UsageError
 
@@ -71,15 +72,9 @@ def export_command(args: argparse.Namespace, settings) -> int:
 
 async def _export(url: str, out: Path) -> int:
     from storage import repositories as repo
-    from storage.db import create_engine, create_sessionmaker, upgrade_database
 
-    await upgrade_database(url)
-    engine = create_engine(url)
-    try:
-        async with create_sessionmaker(engine).begin() as session:
-            return await repo.export_labels_csv(session, out)
-    finally:
-        await engine.dispose()
+    async with database(url) as sessionmaker, sessionmaker.begin() as session:
+        return await repo.export_labels_csv(session, out)
 
 
 def import_command(args: argparse.Namespace, settings) -> int:
@@ -99,12 +94,6 @@ def import_command(args: argparse.Namespace, settings) -> int:
 
 async def _import(url: str, rows: list[tuple[str, str]]):
     from storage import repositories as repo
-    from storage.db import create_engine, create_sessionmaker, upgrade_database
 
-    await upgrade_database(url)
-    engine = create_engine(url)
-    try:
-        async with create_sessionmaker(engine).begin() as session:
-            return await repo.import_labels(session, rows)
-    finally:
-        await engine.dispose()
+    async with database(url) as sessionmaker, sessionmaker.begin() as session:
+        return await repo.import_labels(session, rows)

@@ -2,7 +2,8 @@
 
 The same run as the bot's /retrain (worker process, promotion gate, model card, training_runs
 row, audit entry), without Telegram. A promoted model becomes the database's active version; a
-running bot notices within a minute and swaps it in (`bot.jobs.sync_model`).
+running bot notices within a minute and swaps it in (`bot.jobs.sync_model`). Heavy imports
+(torch, SQLAlchemy) happen inside the command, so `sentibot --help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,9 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
-from bot.commands.options import add_backbone_option
+from bot import texts
+from bot.commands.options import add_backbone_option, database
 from bot.errors import OperatorError, UsageError
+from bot.learning.errors import TrainingInProgressError
+
+if TYPE_CHECKING:  # the learning loop itself (torch, SQLAlchemy) is imported by the command
+    from bot.learning.data import LearningOptions
+    from bot.learning.results import Progress, RetrainOutcome
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,39 +38,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=retrain_command)
 
 
-def retrain_command(args: argparse.Namespace, settings) -> int:
-    outcome = asyncio.run(_retrain(settings, force=args.force, backbone=args.backbone))
-    for line in outcome.summary_lines():
+def retrain_command(
+    args: argparse.Namespace, settings, *, learning_options: LearningOptions | None = None
+) -> int:
+    """One run; `learning_options` as for `Runtime.open` (tests train on a tiny corpus)."""
+    outcome = asyncio.run(_retrain(settings, args.force, args.backbone, learning_options))
+    for line in texts.retrain_summary(outcome):
         print(line)
-    if outcome.status == "skipped":
-        return 0
     return 1 if outcome.status == "failed" else 0
 
 
-def _progress(step) -> None:
-    print(step.text(), file=sys.stderr, flush=True)
+def _progress(step: Progress) -> None:
+    print(texts.progress_text(step), file=sys.stderr, flush=True)
 
 
-async def _retrain(settings, *, force: bool, backbone: str | None):
-    from bot import learning as loop
-    from storage.db import create_engine, create_sessionmaker, upgrade_database
+async def _retrain(
+    settings, force: bool, backbone: str | None, options: LearningOptions | None
+) -> RetrainOutcome:
+    from bot.learning.service import LearningService
 
-    await upgrade_database(settings.db_url)
-    engine = create_engine(settings.db_url)
-    try:
+    async with database(settings.db_url) as sessionmaker:
         device = await asyncio.to_thread(settings.resolve_device)
-        sessionmaker = create_sessionmaker(engine)
-        learning = loop.LearningService(
-            settings, sessionmaker, None, device=device, **loop.DEFAULT_OPTIONS
-        )
-        await learning.recover()
+        learning = LearningService.create(settings, sessionmaker, device=device, options=options)
+        await learning.retrainer.recover()
         try:
-            return await learning.retrain(
+            return await learning.retrainer.retrain(
                 "cli", None, on_progress=_progress, force=force, backbone=backbone
             )
-        except loop.TrainingInProgressError as exc:
+        except TrainingInProgressError as exc:
             raise OperatorError(f"{exc}; try again when it has finished") from None
         except ValueError as exc:  # e.g. a backbone the classifier does not know
             raise UsageError(str(exc)) from None
-    finally:
-        await engine.dispose()

@@ -1,5 +1,8 @@
 """`sentibot run` (the Telegram bot), `sentibot chat` (the same service in a terminal) and
-`sentibot up` (the bot when TELEGRAM_BOT_TOKEN is set, the console chat otherwise)."""
+`sentibot up` (the bot when TELEGRAM_BOT_TOKEN is set, the console chat otherwise).
+
+The bot and the console chat (telegram, torch, SQLAlchemy) are imported inside the commands, so
+`sentibot --help` stays fast."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import re
 import signal
 import sys
 
+from bot import texts
 from bot.errors import OperatorError
 
 # What @BotFather hands out: "<bot id>:<35 characters of [A-Za-z0-9_-]>" (we accept 30+).
@@ -88,5 +92,5 @@ def up_command(args: argparse.Namespace, settings) -> int:
     """`run` with a token, `chat` without one."""
     if settings.telegram_bot_token:
         return run_command(args, settings)
-    print("TELEGRAM_BOT_TOKEN is not set: starting the console chat instead.", file=sys.stderr)
+    print(texts.UP_WITHOUT_TOKEN, file=sys.stderr)
     return chat_command(args, settings)

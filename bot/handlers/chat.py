@@ -3,13 +3,12 @@ private chats and, with GROUP_MODE=reply, in groups. Edited messages are re-scor
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import keyboards, texts
-from bot.handlers.common import author_of, chat_of, is_private, reply, runtime
+from bot.config import Settings
+from bot.handlers.common import author_of, chat_of, is_private, runtime
 from bot.service import ScoreResult
 
 TEXT = filters.TEXT & ~filters.COMMAND
@@ -50,9 +49,9 @@ async def _answer(
     markup = None
     if result.message_id is not None:
         markup = keyboards.feedback_keyboard(result.message_id, runtime(context).service.labels)
-    await reply(update, text, reply_markup=markup)
+    await update.effective_message.reply_text(text, reply_markup=markup)
 
 
-def register(application: Application, settings: Any) -> None:
+def register(application: Application, settings: Settings) -> None:
     application.add_handler(MessageHandler(filters.UpdateType.MESSAGE & TEXT, score_text))
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & TEXT, rescore_edit))

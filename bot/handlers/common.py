@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
+from bot import texts
+from bot.config import Settings
 from bot.runtime import Runtime
 from bot.service import Author, ChatRef
 
@@ -53,7 +54,7 @@ def is_private(update: Update) -> bool:
     return update.effective_chat is not None and update.effective_chat.type == "private"
 
 
-def role_ids(settings: Any, role: Role) -> set[int] | None:
+def role_ids(settings: Settings, role: Role) -> set[int] | None:
     """User ids allowed for a role; None means everyone."""
     if role == "admin":
         return set(settings.admin_ids)
@@ -64,15 +65,13 @@ def role_ids(settings: Any, role: Role) -> set[int] | None:
 
 def add_command(
     application: Application,
-    settings: Any,
+    settings: Settings,
     name: str,
     callback: Callback,
-    description: str,
     role: Role = "everyone",
-    *,
-    menu: bool = True,
 ) -> None:
-    """Register `/name`, gated by role when it is not for everyone, and list it for /help."""
+    """Register `/name`, gated by role when it is not for everyone, and list it for /help with
+    its description from `texts.COMMAND_DESCRIPTIONS`."""
     allowed = role_ids(settings, role)
     # New messages only: PTB's CommandHandler also fires on edits, which would run /forget,
     # /retrain or /export again when someone fixes a typo in an old message.
@@ -80,23 +79,18 @@ def add_command(
     if allowed is not None:
         only = only & filters.User(user_id=allowed, allow_empty=False)
     application.add_handler(CommandHandler(name, callback, filters=only))
-    if menu:
-        commands: list[CommandInfo] = application.bot_data.setdefault(COMMANDS_KEY, [])
-        commands.append(CommandInfo(name, description, role))
+    commands: list[CommandInfo] = application.bot_data.setdefault(COMMANDS_KEY, [])
+    commands.append(CommandInfo(name, texts.COMMAND_DESCRIPTIONS[name], role))
 
 
-def commands_for(application: Application, settings: Any, user_id: int | None) -> list[CommandInfo]:
+def commands_for(
+    application: Application, settings: Settings, user_id: int | None
+) -> list[CommandInfo]:
     """The registered commands this person may use, in registration order."""
     commands: list[CommandInfo] = application.bot_data.get(COMMANDS_KEY, [])
     return [c for c in commands if may_use(settings, c.role, user_id)]
 
 
-def may_use(settings: Any, role: Role, user_id: int | None) -> bool:
+def may_use(settings: Settings, role: Role, user_id: int | None) -> bool:
     allowed = role_ids(settings, role)
     return allowed is None or (user_id is not None and user_id in allowed)
-
-
-async def reply(update: Update, text: str, **kwargs: Any) -> Any:
-    """Reply in the same chat with HTML parse mode (`text` must already be escaped)."""
-    assert update.effective_message is not None
-    return await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, **kwargs)

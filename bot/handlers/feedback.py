@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import keyboards, texts
+from bot.config import Settings
 from bot.handlers.common import author_of, runtime
 
 
@@ -31,11 +29,11 @@ async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = texts.feedback_done(result.predicted, result.confidence or 0.0, result.label, who)
     markup = keyboards.feedback_keyboard(parsed.message_id, service.labels)
     try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as exc:  # two presses racing to the same text: nothing to change
         if "not modified" not in exc.message.lower():
             raise
 
 
-def register(application: Application, settings: Any) -> None:
+def register(application: Application, settings: Settings) -> None:
     application.add_handler(CallbackQueryHandler(feedback, pattern=keyboards.FEEDBACK_PATTERN))

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import keyboards, texts
-from bot.handlers.common import add_command, reply, runtime
+from bot.config import Settings
+from bot.handlers.common import add_command, runtime
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask for confirmation with Yes/No buttons that only the asker can press."""
     markup = keyboards.forget_keyboard(update.effective_user.id)
-    await reply(update, texts.FORGET_ASK, reply_markup=markup)
+    await update.effective_message.reply_text(texts.FORGET_ASK, reply_markup=markup)
 
 
 async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -30,10 +28,9 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.edit_message_text(texts.FORGET_CANCELLED)
         return
     result = await runtime(context).service.forget(choice.user_id)
-    done = texts.forget_done(result.messages, result.labels)
-    await query.edit_message_text(done, parse_mode=ParseMode.HTML)
+    await query.edit_message_text(texts.forget_done(result.messages, result.labels))
 
 
-def register(application: Application, settings: Any) -> None:
-    add_command(application, settings, "forget", forget, "delete everything I stored about you")
+def register(application: Application, settings: Settings) -> None:
+    add_command(application, settings, "forget", forget)
     application.add_handler(CallbackQueryHandler(confirm, pattern=keyboards.FORGET_PATTERN))

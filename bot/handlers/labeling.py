@@ -11,32 +11,23 @@ Callback data (parsed only in `parse_queue_data`, at most 64 bytes):
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import texts
-from bot.handlers.common import add_command, is_private, may_use, reply, runtime
-from bot.learning import LearningError, QueueView
+from bot.config import Settings
+from bot.handlers.common import add_command, is_private, may_use, runtime
+from bot.learning.errors import LearningError
+from bot.learning.results import QueueView
 from classifier.data import LABEL_NAME
-
-log = logging.getLogger(__name__)
 
 QUEUE_PATTERN = r"^q:"
 _DATA = re.compile(rf"^q:(?:(l):(\d{{1,18}}):({LABEL_NAME})|(s):(\d{{1,18}})|(u)|(x))$")
 SESSION_KEY = "label_session"  # context.user_data: labels given in the current /label session
-
-PRIVATE_ONLY = "Labeling happens in a private chat with me: send /label there."
-EMPTY = "🎉 The queue is empty: nothing left to label."
-STOPPED = "Stopped. Thanks for labeling!"
-NOTHING_TO_UNDO = "Nothing to undo."
-INVALID = "Sorry, that button doesn't work any more. Send /label to continue."
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +55,13 @@ def queue_keyboard(message_id: int, labels: list[str]) -> InlineKeyboardMarkup:
         InlineKeyboardButton(texts.label_button(label), callback_data=f"q:l:{message_id}:{label}")
         for label in labels
     ]
+    names = texts.QUEUE_BUTTONS
     controls = [
-        InlineKeyboardButton("⏭ Skip", callback_data=f"q:s:{message_id}"),
-        InlineKeyboardButton("↩️ Undo", callback_data="q:u"),
-        InlineKeyboardButton("⏹ Stop", callback_data="q:x"),
+        InlineKeyboardButton(names["skip"], callback_data=f"q:s:{message_id}"),
+        InlineKeyboardButton(names["undo"], callback_data="q:u"),
+        InlineKeyboardButton(names["stop"], callback_data="q:x"),
     ]
     return InlineKeyboardMarkup([row, controls])
-
-
-def progress_line(done: int, left: int) -> str:
-    return f"Labelled this session: {done} · left in the queue: {left}"
-
-
-def item_text(view: QueueView, done: int) -> str:
-    """The /label message for one item (the text is HTML-escaped and shortened)."""
-    item = view.item
-    guess = ""
-    if item.predicted_label is not None and item.confidence is not None:
-        guess = f"\n<i>Model's guess: {texts.esc(item.predicted_label)} · "
-        guess += f"{texts.percent(item.confidence)}</i>"
-    body = f"<b>How does this message sound?</b>\n\n{texts.quote(item.text, 1500)}{guess}"
-    return texts.fit(f"{body}\n\n{progress_line(done, view.remaining)}")
 
 
 def _session(context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -100,20 +77,20 @@ def _bump(context: ContextTypes.DEFAULT_TYPE, delta: int) -> int:
 
 def _render(view: QueueView, done: int) -> tuple[str, InlineKeyboardMarkup | None]:
     if view.item is None:
-        return f"{EMPTY}\n{progress_line(done, 0)}", None
-    return item_text(view, done), queue_keyboard(view.item.message_id, view.labels)
+        return f"{texts.QUEUE_EMPTY}\n{texts.queue_progress(done, 0)}", None
+    return texts.queue_item(view, done), queue_keyboard(view.item.message_id, view.labels)
 
 
 async def label_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Start a labeling session: show the first (most uncertain) item."""
     if not is_private(update):
-        await reply(update, PRIVATE_ONLY)
+        await update.effective_message.reply_text(texts.LABEL_PRIVATE_ONLY)
         return
     if context.user_data is not None:
         context.user_data[SESSION_KEY] = 0
-    view = await runtime(context).learning.next_item(update.effective_user.id)
+    view = await runtime(context).learning.queue.next_item(update.effective_user.id)
     text, markup = _render(view, 0)
-    await reply(update, text, reply_markup=markup)
+    await update.effective_message.reply_text(text, reply_markup=markup)
 
 
 async def queue_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -122,7 +99,7 @@ async def queue_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     action = parse_queue_data(query.data)
     settings = runtime(context).settings
     if action is None or query.message is None:
-        await query.answer(INVALID)
+        await query.answer(texts.QUEUE_INVALID)
         return
     if not may_use(settings, "annotator", query.from_user.id):
         await query.answer(texts.ANNOTATORS_ONLY)
@@ -130,7 +107,7 @@ async def queue_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     text, markup, answer = await _act(context, query.from_user.id, action)
     await query.answer(answer)
     try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as exc:  # a double press racing to the same text
         if "not modified" not in exc.message.lower():
             raise
@@ -140,29 +117,29 @@ async def _act(
     context: ContextTypes.DEFAULT_TYPE, user_id: int, action: QueueAction
 ) -> tuple[str, InlineKeyboardMarkup | None, str | None]:
     """Apply one button press; returns the new message text, keyboard and callback answer."""
-    learning = runtime(context).learning
+    queue, answers = runtime(context).learning.queue, texts.QUEUE_ANSWERS
     if action.kind == "stop":
-        left = (await learning.next_item(user_id)).remaining
-        return f"{STOPPED}\n{progress_line(_session(context), left)}", None, None
+        left = (await queue.next_item(user_id)).remaining
+        return f"{texts.QUEUE_STOPPED}\n{texts.queue_progress(_session(context), left)}", None, None
     if action.kind == "undo":
-        view = await learning.undo(user_id)
+        view = await queue.undo(user_id)
         if view is None:
-            text, markup = _render(await learning.next_item(user_id), _session(context))
-            return text, markup, NOTHING_TO_UNDO
-        done = _bump(context, -1)
-        return item_text(view, done), queue_keyboard(view.item.message_id, view.labels), "Undone"
+            text, markup = _render(await queue.next_item(user_id), _session(context))
+            return text, markup, texts.NOTHING_TO_UNDO
+        text, markup = _render(view, _bump(context, -1))
+        return text, markup, answers["undo"]
     if action.kind == "skip":
-        text, markup = _render(await learning.skip(user_id, action.message_id), _session(context))
-        return text, markup, "Skipped"
+        text, markup = _render(await queue.skip(user_id, action.message_id), _session(context))
+        return text, markup, answers["skip"]
     try:
-        view = await learning.label(user_id, action.message_id, action.label)
+        view = await queue.label(user_id, action.message_id, action.label)
     except LearningError as exc:
-        text, markup = _render(await learning.next_item(user_id), _session(context))
+        text, markup = _render(await queue.next_item(user_id), _session(context))
         return text, markup, str(exc)[:190]
     text, markup = _render(view, _bump(context, +1))
-    return text, markup, f"Noted: {action.label}"
+    return text, markup, answers["label"].format(label=action.label)
 
 
-def register(application: Application, settings: Any) -> None:
-    add_command(application, settings, "label", label_command, "label queued messages", "annotator")
+def register(application: Application, settings: Settings) -> None:
+    add_command(application, settings, "label", label_command, "annotator")
     application.add_handler(CallbackQueryHandler(queue_button, pattern=QUEUE_PATTERN))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import texts
-from bot.handlers.common import reply
+from bot.config import Settings
 
 NON_TEXT = (
     filters.ChatType.PRIVATE
@@ -20,8 +18,8 @@ NON_TEXT = (
 
 async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Tell the person the bot reads text only."""
-    await reply(update, texts.TEXT_ONLY)
+    await update.effective_message.reply_text(texts.TEXT_ONLY)
 
 
-def register(application: Application, settings: Any) -> None:
+def register(application: Application, settings: Settings) -> None:
     application.add_handler(MessageHandler(NON_TEXT, text_only))

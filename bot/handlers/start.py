@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
 from telegram.ext import Application, ContextTypes
 
 from bot import texts
-from bot.handlers.common import add_command, author_of, commands_for, reply, runtime
+from bot.config import Settings
+from bot.handlers.common import add_command, author_of, commands_for, runtime
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -29,9 +28,9 @@ async def _send_help(
     user_id = update.effective_user.id if update.effective_user else None
     commands = commands_for(context.application, runtime(context).settings, user_id)
     text = texts.help_text([(c.name, c.description) for c in commands], opted_back_in=opted_back_in)
-    await reply(update, text)
+    await update.effective_message.reply_text(text)
 
 
-def register(application: Application, settings: Any) -> None:
-    add_command(application, settings, "start", start, "start, and opt back in after /forget")
-    add_command(application, settings, "help", help_command, "what I do and what I store")
+def register(application: Application, settings: Settings) -> None:
+    add_command(application, settings, "start", start)
+    add_command(application, settings, "help", help_command)

@@ -8,14 +8,19 @@ split of resolved labels, plus a fixed slice of the bootstrap corpus while fewer
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.learning.errors import LearningError
+from classifier.bootstrap import bootstrap_dev_slice, bootstrap_eval_slice, load_bootstrap_corpus
+from storage import repositories as repo
 
 # A resolved label from the product's own people counts this many times in the training loss
 # (a bootstrap corpus row averages 1): 100 user labels weigh like 2,000 corpus tweets, about 5%
@@ -43,23 +48,65 @@ class Dataset:
 # --- corpus providers ---------------------------------------------------------------------------
 def default_base_corpus() -> Corpus:
     """The bootstrap corpus the first model was trained on, without its dev and eval slices."""
-    from classifier.bootstrap import load_bootstrap_corpus
-
     return load_bootstrap_corpus(include_dev=False)
 
 
 def default_dev_slice() -> Corpus:
     """The bootstrap build's dev slice: a retrain early-stops on the same rows it did."""
-    from classifier.bootstrap import bootstrap_dev_slice
-
     return bootstrap_dev_slice()
 
 
 def default_eval_slice() -> Corpus:
     """The fixed slice of the bootstrap corpus held out for evaluation."""
-    from classifier.bootstrap import bootstrap_eval_slice
-
     return bootstrap_eval_slice()
+
+
+@dataclass(frozen=True)
+class LearningOptions:
+    """How the learning loop trains. The defaults are production's; tests pass a tiny corpus and
+    few epochs (`Runtime.open(settings, learning_options=...)`, `bot.app.serve(...)` likewise).
+
+    `dev_slice` None: the bootstrap build's dev slice with the default corpus (a retrain without
+    new labels then reproduces the bootstrap recipe), else `train` carves a dev split from the
+    training rows. `train_overrides`: `TrainConfig` fields applied over the active model's own
+    recipe. `worker_threads`: torch threads of the training worker (default: all cores but one).
+    """
+
+    base_corpus: CorpusProvider = default_base_corpus
+    eval_slice: CorpusProvider = default_eval_slice
+    dev_slice: CorpusProvider | None = None
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    user_label_weight: float = USER_LABEL_WEIGHT
+    eval_min_user_rows: int = EVAL_MIN_USER_ROWS
+    worker_threads: int | None = None
+
+    @property
+    def dev_provider(self) -> CorpusProvider | None:
+        if self.dev_slice is not None or self.base_corpus is not default_base_corpus:
+            return self.dev_slice
+        return default_dev_slice
+
+
+async def collect(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: LearningOptions,
+    labels: list[str],
+    *,
+    with_train: bool = True,
+) -> Dataset:
+    """Training and evaluation rows, and the data manifest for the model card.
+
+    `with_train=False` (a rollback's check) skips loading the bootstrap corpus.
+    """
+    async with sessionmaker() as session:
+        examples = await repo.labelled_examples(session)
+    base = await asyncio.to_thread(base_rows, options.base_corpus, labels) if with_train else []
+    data = await asyncio.to_thread(assemble, examples, base, labels, options, with_train)
+    dev = options.dev_provider
+    if with_train and dev is not None:
+        data.dev = await asyncio.to_thread(slice_rows, dev, labels)
+        data.manifest["dev"] = {"rows": len(data.dev), "source": "bootstrap dev slice"}
+    return data
 
 
 def unpack(corpus: Any) -> tuple[list[str], list[str], list[float] | None]:
@@ -118,18 +165,17 @@ def assemble(
     examples: list[Any],
     base: list[Row],
     labels: list[str],
-    *,
+    options: LearningOptions,
     with_train: bool,
-    eval_slice: CorpusProvider,
-    user_label_weight: float,
-    eval_min_user_rows: int,
 ) -> Dataset:
     """Training rows (bootstrap + user `train` split), eval rows and the data manifest."""
-    user_train, user_eval, ignored = split_user_labels(examples, labels, user_label_weight)
+    weight = options.user_label_weight
+    user_train, user_eval, ignored = split_user_labels(examples, labels, weight)
     train = list(base) + user_train
     eval_rows = list(user_eval)
-    if len(user_eval) < eval_min_user_rows:
-        eval_rows += slice_rows(eval_slice, labels, source="bootstrap")
+    if len(user_eval) < options.eval_min_user_rows:
+        eval_rows += slice_rows(options.eval_slice, labels, source="bootstrap")
+    # A run's error is recorded in `training_runs.error` as written here.
     if with_train and not train:
         raise LearningError("no training data: the bootstrap corpus and labels are empty")
     if not eval_rows:
@@ -137,7 +183,7 @@ def assemble(
     manifest = {
         "train": counts(train),
         "eval": {**counts(eval_rows), "sha256": digest(eval_rows)},
-        "user_label_weight": user_label_weight,
+        "user_label_weight": weight,
         "user_labels": {"train": len(user_train), "eval": len(user_eval), "ignored": ignored},
         "bootstrap_eval_slice": len(eval_rows) - len(user_eval),
     }

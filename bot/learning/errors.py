@@ -1,8 +1,9 @@
-"""The requests the learning loop refuses; each message is meant for the person who asked."""
+"""The requests the learning loop refuses; each message (from `bot.texts`) is meant for the person
+who asked, in plain text."""
 
 from __future__ import annotations
 
-IN_PROGRESS = "a training run is already in progress"
+from bot import texts
 
 
 class LearningError(Exception):
@@ -10,7 +11,7 @@ class LearningError(Exception):
 
 
 class TrainingInProgressError(LearningError):
-    def __init__(self, message: str = IN_PROGRESS) -> None:
+    def __init__(self, message: str = texts.IN_PROGRESS) -> None:
         super().__init__(message)
 
 

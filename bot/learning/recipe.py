@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bot.config import Settings
-    from classifier.predictor import Predictor
+from bot.config import Settings
+from bot.learning.served import ServedModel
+from classifier.artifacts import next_version_dir, read_config, read_metrics
+from storage import repositories as repo
 
 
 async def next_version(
     sessionmaker: async_sessionmaker[AsyncSession], model_dir: Path
 ) -> tuple[str, Path]:
     """The next free `vNNNN`, free both in the database and in MODEL_DIR."""
-    from storage import repositories as repo
-
     async with sessionmaker() as session:
         db_name = await repo.next_version_name(session)
     return await asyncio.to_thread(_free_version, model_dir, db_name)
@@ -32,8 +32,6 @@ async def next_version(
 
 def _free_version(model_dir: Path, db_name: str) -> tuple[str, Path]:
     """The first `vNNNN` from the database's next name on that has no folder in `model_dir`."""
-    from classifier.artifacts import next_version_dir
-
     model_dir.mkdir(parents=True, exist_ok=True)
     dir_name = next_version_dir(model_dir).name
     number = max(int(db_name[1:]), int(dir_name[1:]))
@@ -42,20 +40,16 @@ def _free_version(model_dir: Path, db_name: str) -> tuple[str, Path]:
     return f"v{number:04d}", (model_dir / f"v{number:04d}").resolve()
 
 
-async def label_list(predictor: Predictor | None, active: Any, default: list[str]) -> list[str]:
-    """The candidate's labels: the serving model's, else the active folder's, else `default`."""
-    if predictor is not None:
-        return list(predictor.classifier.labels)
-    if active is not None:
-        from classifier.artifacts import read_config
-
+async def label_list(served: ServedModel, active: Any) -> list[str]:
+    """The candidate's labels: the serving model's, else the active folder's, else the defaults."""
+    if served.predictor is None and active is not None:
         config = await asyncio.to_thread(read_config, active.folder)
         return list(config["labels"])
-    return default
+    return served.labels
 
 
 async def train_config(
-    active: Any, backbone: str | None, settings: Settings, overrides: dict[str, Any]
+    active: Any, backbone: str | None, settings: Settings, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The active model's own training config (same backbone, same encoder), plus overrides.
 
@@ -80,8 +74,6 @@ async def train_config(
 
 async def _read_active(active: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(train config from its card, its config.json, its card); empty where unreadable."""
-    from classifier.artifacts import read_config, read_metrics
-
     config: dict[str, Any] = {}
     model_config: dict[str, Any] = {}
     card: dict[str, Any] = {}

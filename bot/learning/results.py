@@ -1,5 +1,5 @@
 """What the learning loop hands back: progress steps, retrain and rollback outcomes, /models rows,
-queue views and annotator reports. Plain dataclasses; the handlers and the CLI format them."""
+queue views and the learning part of /status. Plain dataclasses; `bot.texts` formats them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.agreement import PairAgreement
-from bot.gate import GateDecision
-from bot.learning.data import USER_LABEL_WEIGHT
+from bot.learning.agreement import PairAgreement
+from bot.learning.gate import GateDecision
 
 ProgressCallback = Callable[["Progress"], Awaitable[None] | None]
 
@@ -26,19 +25,17 @@ class Progress:
     dev_macro_f1: float | None = None
     train_rows: int | None = None
 
-    def text(self) -> str:
-        name = self.version or "the candidate"
-        if self.stage == "preparing":
-            return f"Preparing the training data for {name}…"
-        if self.stage == "training" and self.epoch == 0:
-            rows = f" on {self.train_rows:,} rows" if self.train_rows else ""
-            return f"Training {name}{rows}: starting…"
-        if self.stage == "training":
-            f1 = "" if self.dev_macro_f1 is None else f", dev macro-F1 {self.dev_macro_f1:.3f}"
-            return f"Training {name}: epoch {self.epoch}/{self.epochs} done{f1}"
-        if self.stage == "evaluating":
-            return f"Evaluating {name} and the active model on the eval split…"
-        return f"Deciding whether to promote {name}…"
+
+@dataclass(frozen=True)
+class LabelCount:
+    """New resolved labels since the last successful run, and how many a run needs."""
+
+    new: int
+    needed: int
+
+    @property
+    def enough(self) -> bool:
+        return self.new >= self.needed
 
 
 @dataclass
@@ -47,7 +44,7 @@ class RetrainOutcome:
 
     status: str
     trigger: str
-    message: str = ""
+    message: str = ""  # failed: the error; promoted / rejected: the gate's reason
     run_id: int | None = None
     active_version: str | None = None  # the active model the candidate was compared with
     candidate_version: str | None = None
@@ -55,56 +52,16 @@ class RetrainOutcome:
     active_report: dict[str, Any] | None = None
     gate: GateDecision | None = None
     new_labels: int = 0
+    needed_labels: int = 1
     train_rows: int = 0
     user_rows: int = 0
     eval_rows: int = 0
+    user_label_weight: float = 0.0
     seconds: float = 0.0
 
     @property
     def promoted(self) -> bool:
         return self.status == "promoted"
-
-    def summary_lines(self) -> list[str]:
-        """The report as plain lines (the handlers and the CLI format them)."""
-        if self.status == "skipped":
-            return [self.message]
-        if self.status == "failed":
-            return [
-                f"Training run {self.run_id} failed: {self.message}",
-                f"The active model {self.active_version} is unchanged.",
-            ]
-        lines = [
-            f"Candidate {self.candidate_version} {self.status}"
-            + (" (now active)" if self.promoted else f"; {self.active_version} stays active"),
-            f"Trained on {self.train_rows:,} rows ({self.user_rows:,} from your labels, "
-            f"weight ×{USER_LABEL_WEIGHT:g}); evaluated on {self.eval_rows:,} rows.",
-        ]
-        lines += report_comparison(self.candidate_report, self.active_report, self.active_version)
-        if self.gate is not None:
-            lines.append("Why: " + self.gate.reason)
-        return lines
-
-
-def report_comparison(
-    candidate: dict[str, Any] | None, active: dict[str, Any] | None, active_version: str | None
-) -> list[str]:
-    """macro-F1 of both models, then recall per class (active → candidate)."""
-    if candidate is None:
-        return []
-    if active is None:
-        lines = [f"macro-F1: candidate {candidate['macro_f1']:.3f}"]
-    else:
-        lines = [
-            f"macro-F1: candidate {candidate['macro_f1']:.3f} vs "
-            f"{active_version or 'active'} {active['macro_f1']:.3f}"
-        ]
-    for label, stats in (candidate.get("per_class") or {}).items():
-        if not int(stats.get("support", 0)):
-            continue
-        before = ((active or {}).get("per_class") or {}).get(label, {}).get("recall")
-        was = "" if before is None else f"{before:.3f} → "
-        lines.append(f"recall {label}: {was}{stats['recall']:.3f} (n={stats['support']})")
-    return lines
 
 
 @dataclass(frozen=True)
@@ -140,5 +97,27 @@ class QueueView:
 
 @dataclass(frozen=True)
 class AnnotatorReport:
+    """Labels per person, Cohen's kappa per pair, and (username, first name) per person."""
+
     counts: dict[int, int]
     pairs: list[PairAgreement]
+    names: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LastRun:
+    started_at: datetime | None
+    trigger: str
+    candidate_version: str | None
+    result: str  # the decision (promoted | rejected), else the status
+
+
+@dataclass(frozen=True)
+class LearningStatus:
+    """The learning part of /status."""
+
+    training: bool
+    last_run: LastRun | None
+    interval_minutes: float
+    min_new_labels: int
+    annotators: AnnotatorReport | None  # with LABELS_PER_ITEM ≥ 2

@@ -60,6 +60,7 @@ from storage.repositories.queue import (
     queue_eligible,
     queue_remaining,
     skip_queue_item,
+    unscored_messages,
 )
 from storage.repositories.runs import (
     fail_stale_runs,
@@ -80,6 +81,7 @@ from storage.repositories.stats import (
     annotator_pairs,
     mood_counts,
     totals,
+    user_names,
 )
 from storage.repositories.users import ForgetReport, forget_user
 from storage.repositories.versions import (
@@ -159,6 +161,8 @@ __all__ = [
     "top_margin",
     "totals",
     "undo_last_label",
+    "unscored_messages",
     "upsert_chat",
     "upsert_user",
+    "user_names",
 ]

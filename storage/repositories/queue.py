@@ -193,3 +193,22 @@ async def queue_remaining(session: AsyncSession, user_id: int, *, labels_per_ite
     total = await session.scalar(select(func.count()).select_from(Message))
     gone = await session.scalar(select(func.count()).select_from(done))
     return max(0, int(total or 0) - int(gone or 0))
+
+
+async def unscored_messages(
+    session: AsyncSession, version: str, limit: int
+) -> list[tuple[int, str]]:
+    """(id, text) of unlabelled messages without a prediction by `version`, newest first (what
+    the learning loop re-scores after a model change, so the queue follows the served model)."""
+    result = await session.execute(
+        select(Message.id, Message.text)
+        .where(~exists().where(Label.message_id == Message.id))
+        .where(
+            ~exists().where(
+                Prediction.message_id == Message.id, Prediction.model_version == version
+            )
+        )
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return [(int(message_id), text) for message_id, text in result.all()]

@@ -21,9 +21,14 @@ async def running_training_run(session: AsyncSession) -> TrainingRun | None:
 
 
 async def start_training_run(
-    session: AsyncSession, trigger: str, requested_by: int | None = None
+    session: AsyncSession,
+    trigger: str,
+    requested_by: int | None = None,
+    *,
+    details: dict[str, Any] | None = None,
 ) -> TrainingRun:
-    """Record a run as `running`. Raises `TrainingAlreadyRunningError` if one is running.
+    """Record a run as `running` (with `details`, e.g. the owning process id). Raises
+    `TrainingAlreadyRunningError` if one is running.
 
     On SQLite the unit of work holds the write lock (BEGIN IMMEDIATE), so two processes cannot
     both start a run.
@@ -35,7 +40,7 @@ async def start_training_run(
         raise TrainingAlreadyRunningError(
             f"training run {current.id} ({current.trigger}) is still running"
         )
-    run = TrainingRun(trigger=trigger, requested_by=requested_by, status="running")
+    run = TrainingRun(trigger=trigger, requested_by=requested_by, status="running", details=details)
     run.started_at = utcnow()
     session.add(run)
     await session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -100,3 +101,15 @@ async def annotator_pairs(session: AsyncSession) -> list[LabelPair]:
         .order_by(a.message_id, a.user_id, b.user_id)
     )
     return [LabelPair(m, ua, la, ub, lb) for m, ua, la, ub, lb in rows]
+
+
+async def user_names(
+    session: AsyncSession, user_ids: Collection[int]
+) -> dict[int, tuple[str | None, str | None]]:
+    """(username, first name) of each known person among `user_ids` (for /status)."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.username, User.first_name).where(User.id.in_(list(user_ids)))
+    )
+    return {int(uid): (username, first_name) for uid, username, first_name in rows}

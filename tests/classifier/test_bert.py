@@ -388,7 +388,6 @@ def test_cli_train_and_predict_with_bert(
 ):
     import bot.cli
 
-    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", ("bot.commands.model",))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DEVICE", "cpu")

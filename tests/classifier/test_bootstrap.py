@@ -303,7 +303,6 @@ def test_full_bootstrap_build_is_sensible(tmp_path):
 @pytest.fixture
 def cli_env(monkeypatch, tmp_path, small_corpus):
     """A private DATA_DIR and a reduced corpus/epochs so the command runs in seconds."""
-    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", ("bot.commands.bootstrap",))
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("MODEL_DIR", raising=False)
     monkeypatch.delenv("BACKBONE", raising=False)

@@ -22,8 +22,7 @@ SEED_CSV = (
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch, tmp_path):
-    """Only this module's commands (others may not exist yet) and a private DATA_DIR."""
-    monkeypatch.setattr(bot.cli, "COMMAND_MODULES", ("bot.commands.model",))
+    """A private DATA_DIR."""
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("MODEL_DIR", raising=False)
     monkeypatch.setenv("DEVICE", "cpu")

@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 
+from bot.app import serve
 from bot.config import Settings
+from bot.learning.data import LearningOptions
 from tests.e2e.fake_telegram import BotMessage, FakeTelegram
 
 ALICE = FakeTelegram.user(1001, "Alice", "alice")
@@ -121,11 +123,18 @@ def make_settings(
 
 
 @pytest.fixture
+def learning_options() -> LearningOptions | None:
+    """How the bot's learning loop trains (None: production's; tests/learning passes a tiny one)."""
+    return None
+
+
+@pytest.fixture
 def start_bot(
-    make_settings: Callable[..., Settings], fake_telegram: FakeTelegram
+    make_settings: Callable[..., Settings],
+    fake_telegram: FakeTelegram,
+    learning_options: LearningOptions | None,
 ) -> Callable[..., AbstractAsyncContextManager[BotHandle]]:
     """`async with start_bot(**setting_overrides) as bot:` runs `serve()` until the block ends."""
-    from bot.app import serve
 
     @asynccontextmanager
     async def start(*, rate_limit: bool = True, **overrides: Any) -> AsyncIterator[BotHandle]:
@@ -135,7 +144,13 @@ def start_bot(
         collector = _ErrorCollector()
         logging.getLogger("bot").addHandler(collector)
         task = asyncio.create_task(
-            serve(settings, stop=stop, on_started=started.set_result, rate_limit=rate_limit)
+            serve(
+                settings,
+                stop=stop,
+                on_started=started.set_result,
+                rate_limit=rate_limit,
+                learning_options=learning_options,
+            )
         )
         try:
             done, _ = await asyncio.wait({task, started}, timeout=60, return_when="FIRST_COMPLETED")

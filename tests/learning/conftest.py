@@ -1,6 +1,7 @@
 """Fixtures for the learning loop: a real SQLite file, the tiny model as v0001, a running
 Predictor and a `LearningService` whose corpus is the tiny training data (never the 38k-row
-bootstrap corpus: too slow for tests)."""
+bootstrap corpus: too slow for tests). The bot of the end-to-end tests here trains on it too
+(`learning_options`, passed to `serve` by `tests.e2e.conftest.start_bot`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.learning.data import LearningOptions
 from tests.e2e.conftest import bot, fake_telegram, make_settings, start_bot  # noqa: F401
 
 # Fast worker runs: the tiny model's own recipe, fewer epochs.
@@ -33,6 +35,24 @@ def chat_texts(n: int, seed: int = 1) -> list[tuple[str, str]]:
         word = rng.choice(words[label])
         out.append((f"message {i}: it is {word} {rng.choice(words[label])} today", label))
     return out
+
+
+def tiny_options(tiny_training_data, **overrides) -> LearningOptions:
+    """Train on the tiny corpus (evaluate on it too), few epochs, one worker thread."""
+    texts, labels = tiny_training_data
+    values = {
+        "base_corpus": lambda: (texts, labels),
+        "eval_slice": lambda: (texts, labels),
+        "train_overrides": TRAIN_OVERRIDES,
+        "worker_threads": 1,
+    }
+    return LearningOptions(**{**values, **overrides})
+
+
+@pytest.fixture
+def learning_options(tiny_training_data) -> LearningOptions:
+    """What the bot of `start_bot` trains with here."""
+    return tiny_options(tiny_training_data)
 
 
 def learning_settings(tmp_path: Path, **overrides) -> Settings:
@@ -85,13 +105,13 @@ class LearningEnv:
 
 
 async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **kw) -> LearningEnv:
-    from bot.learning import LearningService
+    from bot.learning.service import LearningService
     from classifier.artifacts import load_model, read_metrics
     from classifier.predictor import Predictor
     from storage import repositories as repo
     from storage.db import create_engine, create_sessionmaker, upgrade_database
 
-    base_corpus = kw.pop("base_corpus", None)
+    options = {k: kw.pop(k) for k in ("base_corpus", "train_overrides") if k in kw}
     settings = learning_settings(tmp_path, **kw)
     folder = settings.models_path / "v0001"
     shutil.copytree(tiny_model_dir, folder)
@@ -112,15 +132,8 @@ async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **k
         await repo.activate_model_version(session, "v0001")
     predictor = Predictor(load_model(folder), "v0001", max_wait_ms=0.5)
     await predictor.start()
-    texts, labels = tiny_training_data
-    learning = LearningService(
-        settings,
-        sessionmaker,
-        predictor,
-        base_corpus=base_corpus or (lambda: (texts, labels)),
-        eval_slice=lambda: (texts, labels),
-        train_overrides=TRAIN_OVERRIDES,
-        worker_threads=1,
+    learning = LearningService.create(
+        settings, sessionmaker, predictor, options=tiny_options(tiny_training_data, **options)
     )
     return LearningEnv(settings, sessionmaker, predictor, learning, engine)
 

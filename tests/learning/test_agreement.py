@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.agreement import cohen_kappa, describe_kappa, pairwise_agreement
+from bot.learning.agreement import cohen_kappa, pairwise_agreement
+from bot.texts import kappa_words
 
 
 def test_kappa_textbook_example():
@@ -36,7 +37,8 @@ def test_pairwise_uses_only_shared_items():
 
 
 def test_describe():
-    assert describe_kappa(None) == "undefined"
-    assert describe_kappa(-0.1) == "worse than chance"
-    assert describe_kappa(0.5) == "moderate"
-    assert describe_kappa(0.95) == "almost perfect"
+    assert kappa_words(None) == "undefined"
+    assert kappa_words(-0.1) == "worse than chance"
+    assert kappa_words(0.5) == "moderate"
+    assert kappa_words(0.2) == "slight" and kappa_words(0.8) == "substantial"
+    assert kappa_words(0.95) == "almost perfect"

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from bot.texts import retrain_summary
 from tests.learning.conftest import open_env
 
 pytest.importorskip("transformers")
@@ -30,24 +31,29 @@ async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tin
         metrics=result.dev_report.to_dict(),
         manifest=result.manifest,
     )
-    env = await open_env(tmp_path / "env", active, tiny_training_data, promotion_tolerance=1.0)
-    env.learning.train_overrides = {"epochs": 2, "patience": 2}
+    env = await open_env(
+        tmp_path / "env",
+        active,
+        tiny_training_data,
+        promotion_tolerance=1.0,
+        train_overrides={"epochs": 2, "patience": 2},
+    )
     try:
-        outcome = await env.learning.retrain("admin", 1, force=True)
-        assert outcome.status in ("promoted", "rejected"), outcome.summary_lines()
+        outcome = await env.learning.retrainer.retrain("admin", 1, force=True)
+        assert outcome.status in ("promoted", "rejected"), retrain_summary(outcome)
         folder = env.settings.models_path / outcome.candidate_version
         config = json.loads((folder / "config.json").read_text())
         assert config["backbone"] == "bert" and config["args"]["mode"] == "frozen"
         assert config["args"]["encoder_source"] == str(encoder.resolve())
         assert "postprocess" not in json.loads((folder / "metrics.json").read_text())
-        models = await env.learning.list_models()
+        models = await env.learning.versions.list_models()
         assert models[0].backbone == "bert"
         # The frozen encoder's vectors were kept: a second retrain on the same data finds all of
         # them in the feature store, so it has nothing new to write there.
         [store] = env.settings.feature_cache_path.glob("*-cpu.safetensors")
         before = store.stat().st_mtime_ns
-        again = await env.learning.retrain("admin", 1, force=True)
-        assert again.status in ("promoted", "rejected"), again.summary_lines()
+        again = await env.learning.retrainer.retrain("admin", 1, force=True)
+        assert again.status in ("promoted", "rejected"), retrain_summary(again)
         assert store.stat().st_mtime_ns == before
     finally:
         await env.learning.close()

@@ -6,16 +6,14 @@ import asyncio
 
 import pytest
 
-from bot.cli import main
-from tests.learning.conftest import TRAIN_OVERRIDES, open_env
+from bot.cli import build_parser, main
+from bot.config import get_settings
+from tests.learning.conftest import open_env, tiny_options
 
 
 @pytest.fixture
 def cli_env(tmp_path, tiny_model_dir, tiny_training_data, monkeypatch):
     """A database with v0001 active; the CLI reads the same settings from the environment."""
-    import bot.learning
-
-    texts, labels = tiny_training_data
 
     async def setup():
         env = await open_env(tmp_path, tiny_model_dir, tiny_training_data)
@@ -24,14 +22,6 @@ def cli_env(tmp_path, tiny_model_dir, tiny_training_data, monkeypatch):
         return env
 
     env = asyncio.run(setup())
-    options = {
-        "base_corpus": lambda: (texts, labels),
-        "eval_slice": lambda: (texts, labels),
-        "train_overrides": TRAIN_OVERRIDES,
-    }
-    monkeypatch.setattr(bot.learning, "DEFAULT_OPTIONS", options)
-    # Only this subcommand: the test must not depend on the other command modules importing.
-    monkeypatch.setattr("bot.cli.COMMAND_MODULES", ("bot.commands.retrain",))
     for key, value in {
         "DATA_DIR": env.settings.data_dir,
         "MODEL_DIR": env.settings.models_path,
@@ -59,10 +49,15 @@ async def _runs(env):
         await engine.dispose()
 
 
-def test_cli_retrain_skips_without_labels_then_trains_with_force(cli_env, capsys):
-    assert main(["retrain"]) == 0
+def test_cli_retrain_skips_without_labels_then_trains_with_force(
+    cli_env, capsys, tiny_training_data
+):
+    assert main(["retrain"]) == 0  # skipped before any training data is read
     assert "new label" in capsys.readouterr().out
-    assert main(["retrain", "--force"]) == 0
+    # The run itself on the tiny corpus (the command takes the options as an argument).
+    args = build_parser().parse_args(["retrain", "--force"])
+    options = tiny_options(tiny_training_data)
+    assert args.handler(args, get_settings(), learning_options=options) == 0
     captured = capsys.readouterr()
     assert "Candidate v0002" in captured.out and "macro-F1: candidate" in captured.out
     assert "epoch" in captured.err  # progress goes to stderr

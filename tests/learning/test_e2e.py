@@ -1,5 +1,6 @@
 """The learning loop end to end: the real bot (`serve`, as `sentibot run` runs it) against the
-fake Bot API server, a real SQLite file, the tiny model and real training worker processes."""
+fake Bot API server, a real SQLite file, the tiny model and real training worker processes (the
+bot trains on the tiny corpus: `learning_options` in tests/learning/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,24 +14,9 @@ from sqlalchemy import func, select
 from storage import repositories as repo
 from storage.models import Label, Prediction, TrainingRun
 from tests.e2e.conftest import ADMIN, ALICE, ANNOTATOR, BOB, GROUP
-from tests.learning.conftest import TRAIN_OVERRIDES, chat_texts
+from tests.learning.conftest import chat_texts
 
 LENIENT = {"promotion_tolerance": 0.2, "promotion_max_recall_drop": 0.5}
-
-
-@pytest.fixture(autouse=True)
-def tiny_learning(monkeypatch, tiny_training_data):
-    """The bot's learning loop trains on the tiny corpus (never the 38k-row bootstrap one)."""
-    import bot.learning
-
-    texts, labels = tiny_training_data
-    options = {
-        "base_corpus": lambda: (texts, labels),
-        "eval_slice": lambda: (texts, labels),
-        "train_overrides": TRAIN_OVERRIDES,
-        "worker_threads": 1,
-    }
-    monkeypatch.setattr(bot.learning, "DEFAULT_OPTIONS", options)
 
 
 async def chat_history(bot, items) -> None:
@@ -132,10 +118,10 @@ async def test_killed_worker_is_reported_and_the_bot_answers_throughout(start_bo
     async with start_bot() as bot:
         progress = await bot.say(ADMIN, "/retrain force")
         learning = bot.runtime.learning
-        await bot.fake.wait_for(lambda: learning.worker_pid is not None, timeout=30)
+        await bot.fake.wait_for(lambda: learning.retrainer.worker_pid is not None, timeout=30)
         busy = await bot.say(ADMIN, "/retrain force")
         assert "already in progress" in busy.text
-        pid = learning.worker_pid
+        pid = learning.retrainer.worker_pid
         reply = await bot.say(ALICE, "I love this, it is great!")  # answered while training
         assert "positive" in reply.text
         os.kill(pid, signal.SIGKILL)
@@ -160,8 +146,10 @@ async def test_scheduled_retrain_fires_only_with_enough_new_labels(start_bot):
             assert await repo.list_training_runs(session) == []
         learning = bot.runtime.learning
         for _ in range(4):
-            view = await learning.next_item(ANNOTATOR["id"])
-            await learning.label(ANNOTATOR["id"], view.item.message_id, dict(items)[view.item.text])
+            view = await learning.queue.next_item(ANNOTATOR["id"])
+            await learning.queue.label(
+                ANNOTATOR["id"], view.item.message_id, dict(items)[view.item.text]
+            )
         report = await bot.fake.next_from_bot(ADMIN["id"], timeout=120)
         assert (
             report.text.startswith("✅ Scheduled retraining: promoted") or "rejected" in report.text
@@ -179,13 +167,15 @@ async def test_a_failed_scheduled_run_reports_when_it_retries_then_retries(start
         await chat_history(bot, items)
         learning = bot.runtime.learning
         for _ in range(4):
-            view = await learning.next_item(ANNOTATOR["id"])
-            await learning.label(ANNOTATOR["id"], view.item.message_id, dict(items)[view.item.text])
+            view = await learning.queue.next_item(ANNOTATOR["id"])
+            await learning.queue.label(
+                ANNOTATOR["id"], view.item.message_id, dict(items)[view.item.text]
+            )
         for _ in range(12_000):  # the next tick starts the run in a worker process
-            if learning.worker_pid:
+            if learning.retrainer.worker_pid:
                 break
             await asyncio.sleep(0.01)
-        os.kill(learning.worker_pid, signal.SIGKILL)
+        os.kill(learning.retrainer.worker_pid, signal.SIGKILL)
         report = await bot.fake.next_from_bot(ADMIN["id"], timeout=120)
         assert report.text.startswith("❌ Scheduled retraining: failed")
         assert "The schedule tries again after" in report.text
@@ -237,16 +227,16 @@ async def test_status_shows_annotator_counts_and_kappa_with_two_labels_per_item(
         learning = bot.runtime.learning
         flip = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
         for person, wrong_every in ((ANNOTATOR, 0), (BOB, 3)):
-            view = await learning.next_item(person["id"])
+            view = await learning.queue.next_item(person["id"])
             n = 0
             while view.item is not None:
                 if view.item.text not in truth:  # the hellos: not part of this test
-                    view = await learning.skip(person["id"], view.item.message_id)
+                    view = await learning.queue.skip(person["id"], view.item.message_id)
                     continue
                 label = truth[view.item.text]
                 if wrong_every and n % wrong_every == 0:
                     label = flip[label]
-                view = await learning.label(person["id"], view.item.message_id, label)
+                view = await learning.queue.label(person["id"], view.item.message_id, label)
                 n += 1
             assert n == 6  # each item is shown to both annotators
         status = await bot.say(ADMIN, "/status")
@@ -265,8 +255,8 @@ async def test_stopping_the_bot_during_training_is_quick_and_recorded(start_bot)
     async with start_bot() as bot:
         await bot.say(ADMIN, "/retrain force")
         learning = bot.runtime.learning
-        await bot.fake.wait_for(lambda: learning.worker_pid is not None, timeout=30)
-        pid = learning.worker_pid
+        await bot.fake.wait_for(lambda: learning.retrainer.worker_pid is not None, timeout=30)
+        pid = learning.retrainer.worker_pid
         stopping = asyncio.get_running_loop().time()
     assert asyncio.get_running_loop().time() - stopping < 15
     with pytest.raises(ProcessLookupError):

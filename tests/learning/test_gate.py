@@ -1,6 +1,6 @@
 """The promotion gate decides from two eval reports and explains itself in words."""
 
-from bot.gate import decide
+from bot.learning.gate import decide
 
 
 def report(macro_f1: float, recalls: dict[str, float], support: int = 10) -> dict:

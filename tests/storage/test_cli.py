@@ -16,8 +16,6 @@ def run_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    # Only this package's commands: the test must not depend on other subcommand modules.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("bot.commands.db",))
 
     def run(*args: str) -> tuple[int, str, str]:
         code = cli.main(list(args))

@@ -170,3 +170,25 @@ async def test_the_queue_walks_the_margin_index_instead_of_sorting(sm):
     assert "SEARCH predictions USING INDEX ix_predictions_version_margin" in top_level[0], plan
     assert not any("TEMP B-TREE FOR ORDER BY" in step for step in top_level), plan
     assert plan.count("SCAN") == 0, plan  # every subquery is an index lookup
+
+
+async def test_unscored_messages_are_the_unlabelled_ones_a_version_has_not_scored(sm):
+    async with sm.begin() as s:
+        old = await record(s, tg_id=1, text="old")
+        labelled = await record(s, tg_id=2, text="labelled")
+        scored = await record(s, tg_id=3, text="scored by v0002")
+        new = await record(s, tg_id=4, text="new")
+        await repo.set_label(s, labelled.message_id, 7, "positive", source="queue")
+        await repo.add_prediction(
+            s,
+            scored.message_id,
+            model_version="v0002",
+            label="positive",
+            confidence=0.6,
+            probs=probs_with_margin(0.2),
+        )
+    async with sm() as s:
+        rows = await repo.unscored_messages(s, "v0002", limit=10)
+        assert rows == [(new.message_id, "new"), (old.message_id, "old")]  # newest first
+        assert await repo.unscored_messages(s, "v0002", limit=1) == [(new.message_id, "new")]
+        assert len(await repo.unscored_messages(s, "v0001", limit=10)) == 0

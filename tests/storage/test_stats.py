@@ -75,3 +75,13 @@ async def test_annotator_counts_and_pairs(sm):
         (ids[1], 1, "negative", 3, "neutral"),
         (ids[1], 2, "neutral", 3, "neutral"),
     ]
+
+
+async def test_user_names_of_known_people(sm):
+    async with sm.begin() as s:
+        await repo.upsert_user(s, 1, username="ann", first_name="Ann")
+        await repo.upsert_user(s, 2, first_name="Bob")
+    async with sm() as s:
+        names = await repo.user_names(s, {1, 2, 3})
+        assert names == {1: ("ann", "Ann"), 2: (None, "Bob")}  # 3 is unknown
+        assert await repo.user_names(s, set()) == {}

@@ -83,12 +83,13 @@ async def test_next_version_name_when_empty(sm):
 async def test_training_runs(sm):
     async with sm.begin() as s:
         assert await repo.running_training_run(s) is None
-        run = await repo.start_training_run(s, "admin", requested_by=42)
+        run = await repo.start_training_run(s, "admin", requested_by=42, details={"pid": 7})
     with pytest.raises(TrainingAlreadyRunningError):
         async with sm.begin() as s:
             await repo.start_training_run(s, "schedule")
     async with sm.begin() as s:
-        assert (await repo.running_training_run(s)).id == run.id
+        running = await repo.running_training_run(s)
+        assert running.id == run.id and running.details == {"pid": 7}
         done = await repo.finish_training_run(
             s,
             run.id,

@@ -1,12 +1,12 @@
 """The training worker: one retraining run in its own process.
 
-Run as `python -m bot.training_worker SPEC`.
+Run as `python -m bot.learning.worker SPEC` (the parent's side is `bot.learning.runner`).
 
 The bot keeps answering while this process trains: it runs under a lower CPU priority with a
 limited number of torch threads, and a crash or kill here cannot touch the running bot or its
 active model (the candidate folder is written atomically, so a killed run leaves nothing behind).
 
-Protocol (the parent is `bot.learning.LearningService`):
+Protocol (the parent is `bot.learning.retrainer.Retrainer`, through `bot.learning.runner`):
 
 - SPEC is a JSON file (see `WorkerSpec`): paths of the training rows (JSON lines
   `{"text", "label", "weight"}`), evaluation rows and optional dev rows (`{"text", "label"}`),
@@ -23,17 +23,22 @@ Protocol (the parent is `bot.learning.LearningService`):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
+
+import torch
+
+from classifier.artifacts import load_model, save_model
+from classifier.bootstrap import postprocess
+from classifier.metrics import evaluate
+from classifier.model import Classifier
+from classifier.training import TrainConfig, TrainResult, train
 
 SPEC_FORMAT = 1
 
@@ -104,8 +109,6 @@ def _claim_stdout() -> _Events:
 
 def _lower_priority(spec: WorkerSpec) -> None:
     """Yield the CPU to the bot: nice the process and cap torch's threads."""
-    import torch
-
     if spec.nice and hasattr(os, "nice"):
         try:
             os.nice(spec.nice)
@@ -114,35 +117,23 @@ def _lower_priority(spec: WorkerSpec) -> None:
     torch.set_num_threads(max(1, spec.threads))
 
 
-def _build_config(spec: WorkerSpec):  # -> TrainConfig
-    from dataclasses import fields
-
-    from classifier.training import TrainConfig
-
+def _build_config(spec: WorkerSpec) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in spec.config.items() if k in known}
     values["device"] = spec.device
     return TrainConfig(**values)
 
 
-def _postprocess(classifier, dev) -> dict[str, Any]:
-    """The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior)."""
-    from classifier.bootstrap import postprocess
-
-    return postprocess(classifier, dev)
-
-
 def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     """Train, evaluate candidate and active model on the eval rows, save the candidate."""
-    from classifier.artifacts import save_model
-
     train_rows, eval_rows = read_rows(spec.train_file), read_rows(spec.eval_file)
     events.emit("start", train_rows=len(train_rows), eval_rows=len(eval_rows))
     dev = _read_dev(spec)
     result = _train(spec, events, train_rows, dev)
     events.emit("evaluating", epochs_run=result.epochs_run)
     candidate = result.classifier
-    post = _postprocess(candidate, dev) if spec.postprocess else None
+    # The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior).
+    post = postprocess(candidate, dev) if spec.postprocess else None
     cand_report, active_report = _score(spec, candidate, eval_rows)
     metrics = {
         "eval": cand_report,
@@ -168,9 +159,10 @@ def _read_dev(spec: WorkerSpec) -> tuple[list[str], list[str]] | None:
     return [r["text"] for r in dev_rows], [r["label"] for r in dev_rows]
 
 
-def _train(spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], dev):
-    """Train the candidate on the weighted rows, one `epoch` event per epoch (-> TrainResult)."""
-    from classifier.training import train
+def _train(
+    spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], dev: Any
+) -> TrainResult:
+    """Train the candidate on the weighted rows, one `epoch` event per epoch."""
 
     def on_epoch(epoch: int, epochs: int, dev_macro_f1: float | None) -> None:
         events.emit("epoch", epoch=epoch, epochs=epochs, dev_macro_f1=dev_macro_f1)
@@ -188,12 +180,9 @@ def _train(spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], 
 
 
 def _score(
-    spec: WorkerSpec, candidate, eval_rows: list[dict[str, Any]]
+    spec: WorkerSpec, candidate: Classifier, eval_rows: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Eval reports of the candidate and of the active model (if any) on the same rows."""
-    from classifier.artifacts import load_model
-    from classifier.metrics import evaluate
-
     eval_texts = [r["text"] for r in eval_rows]
     eval_gold = [r["label"] for r in eval_rows]
     cand_report = evaluate(candidate, eval_texts, eval_gold).to_dict()
@@ -204,100 +193,18 @@ def _score(
     return cand_report, active_report
 
 
-# --- the parent's side ----------------------------------------------------------------------------
-# `python -m bot.training_worker` must find the packages even when sentibot is not installed.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class WorkerFailed(Exception):
-    """The worker ended without a `done` event; the message says why in one line."""
-
-
-async def run_worker(
-    spec_path: Path,
-    log_path: Path,
-    on_event: Callable[[dict[str, Any]], Awaitable[None]],
-    on_start: Callable[[asyncio.subprocess.Process | None], None],
-) -> dict[str, Any]:
-    """Start the worker on `spec_path`, pass each progress event to `on_event`, return the
-    `done` event. Its stderr goes to `log_path`. `on_start(proc)` gets the process (and None
-    when it has ended), so the caller can kill it. Cancelling this coroutine kills the worker.
-    Raises `WorkerFailed` with the worker's error, its exit code or the signal that killed it.
-    """
-    path = os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])
-    log_file = await asyncio.to_thread(open, log_path, "wb")
-    with log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.training_worker",
-            str(spec_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log_file,
-            env={**os.environ, "PYTHONPATH": path},
-        )
-        on_start(proc)
-        try:
-            done, error = await _read_events(proc, on_event)
-            code = await proc.wait()
-        except BaseException:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-            raise
-        finally:
-            on_start(None)
-    if code == 0 and done is not None:
-        return done
-    raise WorkerFailed(error or _exit_reason(code, log_path))
-
-
-async def _read_events(proc, on_event) -> tuple[dict[str, Any] | None, str | None]:
-    done, error = None, None
-    assert proc.stdout is not None
-    async for raw in proc.stdout:
-        try:
-            event = json.loads(raw)
-        except ValueError:  # not ours: ignore
-            continue
-        if event.get("event") == "done":
-            done = event
-        elif event.get("event") == "error":
-            error = event.get("error")
-        else:
-            await on_event(event)
-    return done, error
-
-
-def _exit_reason(code: int | None, log_path: Path) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the training worker was killed ({name})"
-    tail = ""
-    with contextlib.suppress(OSError):
-        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        tail = lines[-1] if lines else ""
-    return f"the training worker exited with code {code}" + (f": {tail}" if tail else "")
-
-
 # --- the worker's entry point ---------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     events = _claim_stdout()
     if len(argv) != 1:
-        events.emit("error", error="usage: python -m bot.training_worker SPEC.json")
+        events.emit("error", error="usage: python -m bot.learning.worker SPEC.json")
         return 2
     try:
         spec = WorkerSpec.read(Path(argv[0]))
         _lower_priority(spec)
         outcome = run(spec, events)
     except Exception as exc:  # the parent records the run as failed with this line
-        import traceback
-
         traceback.print_exc()
         events.emit("error", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
         return 1

@@ -1,8 +1,8 @@
 """Inter-annotator agreement: Cohen's kappa for every pair of annotators.
 
 With LABELS_PER_ITEM ≥ 2 the labeling queue shows an item to several people; `/status` then shows
-how often each pair agrees beyond chance on the items both labelled. Pure Python, no imports
-beyond the standard library.
+how often each pair agrees beyond chance on the items both labelled (`bot.texts.kappa_words`
+puts it in words). Pure Python, no imports beyond the standard library.
 """
 
 from __future__ import annotations
@@ -69,15 +69,3 @@ def pairwise_agreement(
             )
         )
     return result
-
-
-def describe_kappa(kappa: float | None) -> str:
-    """Landis & Koch's words for a kappa value (so /status reads without a statistics course)."""
-    if kappa is None:
-        return "undefined"
-    if kappa < 0:
-        return "worse than chance"
-    for limit, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
-        if kappa <= limit:
-            return word
-    return "almost perfect"

@@ -6,7 +6,9 @@ same evaluation split. The candidate is promoted only when
 - its macro-F1 is at least the active model's minus `tolerance` (PROMOTION_TOLERANCE), and
 - no class's recall drops by more than `max_recall_drop` (PROMOTION_MAX_RECALL_DROP).
 
-Every check leaves a sentence in `reasons`, so an admin reading the report sees why.
+Every check leaves a sentence in `reasons`, so an admin reading the report sees why; they are
+recorded with the decision (`training_runs.reason`, `model_versions.reason`), so they are written
+here, next to their checks, rather than in `bot.texts`.
 """
 
 from __future__ import annotations
