@@ -130,10 +130,12 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
     )
     try:
         from classifier.bootstrap import build_bootstrap_model
+        from classifier.recipe import RunSettings
 
+        run = RunSettings(device=device)
         folder = Path(
             await asyncio.to_thread(
-                build_bootstrap_model, folder, device=device, backbone=settings.backbone
+                build_bootstrap_model, folder, run=run, backbone=settings.backbone
             )
         )
     except Exception as exc:
@@ -147,10 +149,10 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
 async def _register_active(
     sessionmaker: async_sessionmaker[AsyncSession], folder: Path, classifier: Classifier
 ) -> None:
-    from classifier.artifacts import read_metrics
+    from classifier.card import read_card
     from storage import repositories as repo
 
-    card = await asyncio.to_thread(read_metrics, folder)
+    card = await asyncio.to_thread(read_card, folder)
     absolute = await asyncio.to_thread(folder.resolve)
     async with sessionmaker.begin() as session:
         await repo.register_model_version(
@@ -158,8 +160,8 @@ async def _register_active(
             folder.name,
             folder=str(absolute),
             backbone=str(classifier.config.get("backbone", "embedding")),
-            metrics=card.get("metrics"),
-            manifest=card.get("manifest"),
+            metrics=card.summary_metrics(),
+            manifest=card.summary_manifest(),
         )
         await repo.activate_model_version(session, folder.name)
     log.info("registered %s as the active model", folder.name)

@@ -10,9 +10,10 @@ Protocol (the parent is `bot.learning.LearningService`):
 
 - SPEC is a JSON file (see `WorkerSpec`): paths of the training rows (JSON lines
   `{"text", "label", "weight"}`), evaluation rows and optional dev rows (`{"text", "label"}`),
-  the label list, the `TrainConfig` fields, the active model's folder (scored on the same eval
-  rows, so the gate compares like with like), the candidate folder to write and its card
-  (`metrics.json` extras).
+  the label list, the `TrainRecipe` fields, the active model's folder (scored on the same eval
+  rows, so the gate compares like with like), the candidate folder to write and what its model
+  card records about the run (`origin`) and the data (`manifest`); this machine's device,
+  threads and feature cache folder.
 - Progress goes to stdout as JSON lines, one event per line:
   `{"event": "start", "train_rows": N, "eval_rows": M}`,
   `{"event": "epoch", "epoch": i, "epochs": n, "dev_macro_f1": f}`, `{"event": "evaluating"}`,
@@ -51,6 +52,7 @@ class WorkerSpec:
     card: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     threads: int = 1
+    feature_cache: str | None = None  # a frozen BERT's vectors between runs (a run setting)
     # Run `classifier.bootstrap.postprocess` after training (lexicon prior, temperature, label
     # prior), as the bootstrap build does: set when the active model had it.
     postprocess: bool = False
@@ -114,17 +116,6 @@ def _lower_priority(spec: WorkerSpec) -> None:
     torch.set_num_threads(max(1, spec.threads))
 
 
-def _build_config(spec: WorkerSpec):  # -> TrainConfig
-    from dataclasses import fields
-
-    from classifier.training import TrainConfig
-
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in spec.config.items() if k in known}
-    values["device"] = spec.device
-    return TrainConfig(**values)
-
-
 def _postprocess(classifier, dev) -> dict[str, Any]:
     """The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior)."""
     from classifier.bootstrap import postprocess
@@ -144,19 +135,16 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     candidate = result.classifier
     post = _postprocess(candidate, dev) if spec.postprocess else None
     cand_report, active_report = _score(spec, candidate, eval_rows)
-    metrics = {
-        "eval": cand_report,
-        "active_eval": active_report,
-        "dev": result.dev_report.to_dict() if result.dev_report is not None else None,
-        "epochs_run": result.epochs_run,
-    }
-    manifest = {**dict(result.manifest or {}), **dict(spec.card.get("manifest") or {})}
-    extra = {k: v for k, v in spec.card.items() if k != "manifest"}
-    if post is not None:
-        extra["postprocess"] = post
-    path = save_model(
-        candidate, Path(spec.out_dir), metrics=metrics, manifest=manifest, extra=extra
+    card = result.card(
+        "retrain",
+        eval=cand_report,
+        eval_split="the eval split",
+        active_eval=active_report,
+        postprocess=post,
+        data={**result.manifest, **dict(spec.card.get("manifest") or {})},
+        origin={k: v for k, v in spec.card.items() if k != "manifest"},
     )
+    path = save_model(candidate, Path(spec.out_dir), card)
     return {"path": str(path), "candidate": cand_report, "active": active_report}
 
 
@@ -170,6 +158,7 @@ def _read_dev(spec: WorkerSpec) -> tuple[list[str], list[str]] | None:
 
 def _train(spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], dev):
     """Train the candidate on the weighted rows, one `epoch` event per epoch (-> TrainResult)."""
+    from classifier.recipe import RunSettings, TrainRecipe
     from classifier.training import train
 
     def on_epoch(epoch: int, epochs: int, dev_macro_f1: float | None) -> None:
@@ -179,11 +168,11 @@ def _train(spec: WorkerSpec, events: _Events, train_rows: list[dict[str, Any]], 
         [r["text"] for r in train_rows],
         [r["label"] for r in train_rows],
         spec.labels,
-        _build_config(spec),
+        TrainRecipe.from_dict(spec.config),
+        run=RunSettings(device=spec.device, feature_cache=spec.feature_cache, progress=False),
         weights=[float(r.get("weight", 1.0)) for r in train_rows],
         dev=dev,
         on_epoch=on_epoch,
-        progress=False,
     )
 
 

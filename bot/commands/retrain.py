@@ -45,12 +45,13 @@ def _progress(step) -> None:
 
 async def _retrain(settings, *, force: bool, backbone: str | None):
     from bot import learning as loop
+    from classifier.device import resolve_device
     from storage.db import create_engine, create_sessionmaker, upgrade_database
 
     await upgrade_database(settings.db_url)
     engine = create_engine(settings.db_url)
     try:
-        device = await asyncio.to_thread(settings.resolve_device)
+        device = await asyncio.to_thread(resolve_device, settings.device)
         sessionmaker = create_sessionmaker(engine)
         learning = loop.LearningService(
             settings, sessionmaker, None, device=device, **loop.DEFAULT_OPTIONS

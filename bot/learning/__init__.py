@@ -109,7 +109,7 @@ class LearningService(LabelingQueue, Retraining, ModelVersions):
     `predictor` is the running bot's `Predictor` (hot-swapped on promotion); None in the CLI,
     where the database records the new active model and a running bot picks it up
     (`sync_active_model`). `base_corpus` / `eval_slice` / `dev_slice` default to the bootstrap
-    corpus and its held-out slices; tests pass tiny ones. `train_overrides` are `TrainConfig`
+    corpus and its held-out slices; tests pass tiny ones. `train_overrides` are `TrainRecipe`
     fields applied over the active model's own training config (tests use few epochs).
     """
 

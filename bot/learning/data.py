@@ -43,21 +43,21 @@ class Dataset:
 # --- corpus providers ---------------------------------------------------------------------------
 def default_base_corpus() -> Corpus:
     """The bootstrap corpus the first model was trained on, without its dev and eval slices."""
-    from classifier.bootstrap import load_bootstrap_corpus
+    from classifier.bootstrap_corpus import load_bootstrap_corpus
 
     return load_bootstrap_corpus(include_dev=False)
 
 
 def default_dev_slice() -> Corpus:
     """The bootstrap build's dev slice: a retrain early-stops on the same rows it did."""
-    from classifier.bootstrap import bootstrap_dev_slice
+    from classifier.bootstrap_corpus import bootstrap_dev_slice
 
     return bootstrap_dev_slice()
 
 
 def default_eval_slice() -> Corpus:
     """The fixed slice of the bootstrap corpus held out for evaluation."""
-    from classifier.bootstrap import bootstrap_eval_slice
+    from classifier.bootstrap_corpus import bootstrap_eval_slice
 
     return bootstrap_eval_slice()
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.learning.results import RetrainOutcome
+    from classifier.card import ModelCard
 
 
 def judge(result: dict[str, Any], settings: Settings) -> GateDecision:
@@ -51,7 +52,7 @@ async def record_decision(
     session: AsyncSession,
     outcome: RetrainOutcome,
     gate: GateDecision,
-    card: dict[str, Any],
+    card: ModelCard,
     folder: Path,
     backbone: str,
 ) -> None:
@@ -64,8 +65,8 @@ async def record_decision(
         version,
         folder=str(folder),
         backbone=backbone,
-        metrics=card.get("metrics"),
-        manifest=card.get("manifest"),
+        metrics=card.summary_metrics(),
+        manifest=card.summary_manifest(),
         parent_version=outcome.active_version,
     )
     if gate.promote:

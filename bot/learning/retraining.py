@@ -251,6 +251,7 @@ class Retraining(LearningCore):
             card=card,
             device=self.device,
             threads=self.worker_threads,
+            feature_cache=str(self.settings.feature_cache_path),
         )
         try:
             done = await self._spawn(spec_path, workdir / "worker.log", version, on_progress)
@@ -287,11 +288,11 @@ class Retraining(LearningCore):
         self, outcome: RetrainOutcome, result: dict[str, Any], folder: Path, backbone: str
     ) -> None:
         """Gate, register, and hot-swap a promoted candidate into the running bot."""
-        from classifier.artifacts import read_metrics
+        from classifier.card import read_card
 
         outcome.candidate_report, outcome.active_report = result["candidate"], result["active"]
         outcome.gate = gate = promotion.judge(result, self.settings)
-        card = await asyncio.to_thread(read_metrics, folder)
+        card = await asyncio.to_thread(read_card, folder)
         gate, classifier = await promotion.load_candidate(gate, folder, self.device)
         outcome.gate = gate
         async with self.sessionmaker.begin() as session:

@@ -29,6 +29,7 @@ async def write_spec(
     card: dict[str, Any],
     device: str,
     threads: int,
+    feature_cache: str | None = None,
 ) -> Path:
     """Write the rows and the worker's spec into `workdir`; returns the spec's path."""
     from bot.training_worker import WorkerSpec, write_rows
@@ -50,6 +51,7 @@ async def write_spec(
         card=card,
         device=device,
         threads=threads,
+        feature_cache=feature_cache,
     )
     return spec.write(workdir / "spec.json")
 
