@@ -61,25 +61,27 @@ def margins(classifier, texts: list[str]):
     return top2[:, 1] - top2[:, 0]
 
 
-def retrain(base, labelled, config, weight: float, post: bool, dev):
+def retrain(base, labelled, recipe, weight: float, post: bool, dev):
     """What a bot retrain does: the bootstrap corpus (its own row weights) + the labels (weight
     `weight`), early stopping on the bootstrap dev slice, then the bootstrap recipe's
     after-training steps when the bootstrap model had them."""
     from classifier.bootstrap import postprocess
+    from classifier.recipe import RunSettings
     from classifier.training import train
 
     texts, labels, weights = base
     texts = list(texts) + [t for t, _ in labelled]
     labels = list(labels) + [y for _, y in labelled]
     weights = list(weights or [1.0] * len(base[0])) + [weight] * len(labelled)
-    result = train(texts, labels, LABELS, config, weights=weights, dev=dev, progress=False)
+    quiet = RunSettings(progress=False)
+    result = train(texts, labels, LABELS, recipe, run=quiet, weights=weights, dev=dev)
     model = result.classifier
     if post:
         postprocess(model, dev)
     return model
 
 
-def curve(order: str, boot, base, pool, evalset, args, config, weight, post, dev, seed=0):
+def curve(order: str, boot, base, pool, evalset, args, recipe, weight, post, dev, seed=0):
     """macro-F1 on the eval set after 0, 1, …, rounds batches labelled in `order`."""
     from classifier.metrics import evaluate
 
@@ -99,7 +101,7 @@ def curve(order: str, boot, base, pool, evalset, args, config, weight, post, dev
         remaining = [i for i in remaining if i not in picked]
         labelled += [(pool[0][i], pool[1][i]) for i in sorted(picked)]
         started = time.perf_counter()
-        model = retrain(base, labelled, config, weight, post, dev)
+        model = retrain(base, labelled, recipe, weight, post, dev)
         scores.append(evaluate(model, *evalset).macro_f1)
         print(
             f"  {order:>11} round {round_no}: {len(labelled):5d} labels → macro-F1 "
@@ -119,10 +121,10 @@ def labels_needed(scores: list[float], goal: float, batch: int) -> int | None:
 
 def learning_curves(args, boot_dir: Path) -> None:
     from bot.learning.data import default_base_corpus, default_dev_slice, unpack
-    from bot.learning.recipe import postprocessed
-    from classifier.artifacts import load_model, read_metrics
+    from classifier.artifacts import load_model
+    from classifier.card import read_card
     from classifier.data import read_labelled_csv
-    from classifier.training import TrainConfig
+    from classifier.recipe import TrainRecipe
 
     pool = read_labelled_csv(data_file("semeval2017_4a", "train.csv"))
     evalset = read_labelled_csv(data_file("tweeteval_sentiment", "validation.csv"))
@@ -131,18 +133,16 @@ def learning_curves(args, boot_dir: Path) -> None:
         pool = ([pool[0][i] for i in keep], [pool[1][i] for i in keep])
     base = unpack(default_base_corpus())
     dev = unpack(default_dev_slice())[:2]
-    card = read_metrics(boot_dir)
-    post = postprocessed(card)
-    recipe = (card.get("manifest") or {}).get("train_config") or {}
-    known = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{k: v for k, v in recipe.items() if k in known and k != "device"})
+    card = read_card(boot_dir)
+    post = card.postprocess is not None
+    recipe = TrainRecipe.from_dict(card.recipe)
     boot = load_model(boot_dir)
     print(
         f"pool {len(pool[0]):,} tweets, eval {len(evalset[0]):,}, bootstrap corpus "
         f"{len(base[0]):,} rows, user label weight {args.weight:g}, postprocess {post}, "
         f"{args.rounds} rounds × {args.batch}"
     )
-    run = (boot, base, pool, evalset, args, config, args.weight, post, dev)
+    run = (boot, base, pool, evalset, args, recipe, args.weight, post, dev)
     curves = {"uncertainty": curve("uncertainty", *run)}
     # Random order is averaged over several shuffles: one shuffle's curve is too noisy a yardstick.
     randoms = [curve("random", *run, seed=k) for k in range(args.random_runs)]

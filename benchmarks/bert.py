@@ -104,14 +104,16 @@ def subsample(texts: list[str], labels: list[str], n: int | None) -> tuple[list[
 
 
 def bert_path(args: argparse.Namespace) -> Path:
-    from classifier.bert import resolve_bert_path
+    from classifier.bert_pretrained import resolve_bert_path
 
     return resolve_bert_path(args.bert_path or os.environ.get("BERT_PATH") or None)
 
 
-def train_eval(name: str, config, data, eval_data, fig: dict, key: str):
-    """Train, evaluate on the eval set, print one line; return the classifier."""
+def train_eval(name: str, recipe, data, eval_data, fig: dict, key: str, run=None):
+    """Train (`run`: the machine's settings, default the CPU), evaluate on the eval set, print
+    one line; return the TrainResult."""
     from classifier.metrics import evaluate
+    from classifier.recipe import RunSettings
     from classifier.training import train
 
     epoch_ends: list[float] = []
@@ -119,8 +121,8 @@ def train_eval(name: str, config, data, eval_data, fig: dict, key: str):
     result = train(
         *data,
         LABELS,
-        config,
-        progress=False,
+        recipe,
+        run=run or RunSettings(progress=False),
         on_epoch=lambda *_: epoch_ends.append(time.perf_counter()),
     )
     seconds = time.perf_counter() - started
@@ -221,7 +223,7 @@ def save_and_reload(result, device: str):
     from classifier.artifacts import load_model, save_model
 
     out = Path(tempfile.mkdtemp(prefix="sentibot-bert-bench-")) / "v0001"
-    save_model(result.classifier, out, metrics={}, manifest=result.manifest)
+    save_model(result.classifier, out, result.card("train"))
     return load_model(out, device=device)
 
 
@@ -242,16 +244,17 @@ def cpu_part(args: argparse.Namespace, data, fig: dict) -> None:
 
 def _quick_frozen(args: argparse.Namespace, data):
     """A frozen model trained on 300 rows: enough to time serving (`--speed-only`)."""
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import RunSettings, TrainRecipe
+    from classifier.training import train
 
     texts, labels = subsample(data[0], data[1], 300)
-    config = TrainConfig(backbone="bert", bert_mode="frozen", bert_path=str(bert_path(args)))
-    return train(texts, labels, LABELS, config, progress=False)
+    recipe = TrainRecipe(backbone="bert", bert_mode="frozen", bert_path=str(bert_path(args)))
+    return train(texts, labels, LABELS, recipe, run=RunSettings(progress=False))
 
 
 def cpu_quality(args: argparse.Namespace, data, cpu: dict):
     """Embedding vs BERT frozen on the same random subsample; returns the frozen TrainResult."""
-    from classifier.training import TrainConfig
+    from classifier.recipe import RunSettings, TrainRecipe
 
     train_texts, train_labels, eval_texts, eval_labels = data
     folder = bert_path(args)
@@ -262,37 +265,33 @@ def cpu_quality(args: argparse.Namespace, data, cpu: dict):
         "eval on TweetEval validation"
     )
     cpu["train_rows"] = len(sub[0])
-    train_eval("embedding (same rows)", TrainConfig(), sub, evaluation, cpu, "embedding_sub")
+    train_eval("embedding (same rows)", TrainRecipe(), sub, evaluation, cpu, "embedding_sub")
     if not args.no_full_embedding:
         full = (train_texts, train_labels)
         name = "embedding (full train, reference)"
-        train_eval(name, TrainConfig(), full, evaluation, cpu, "embedding_full")
+        train_eval(name, TrainRecipe(), full, evaluation, cpu, "embedding_full")
     store = tempfile.mkdtemp(prefix="sentibot-bert-features-")
-    frozen_cfg = TrainConfig(
-        backbone="bert",
-        bert_mode="frozen",
-        bert_path=str(folder),
-        device="cpu",
-        feature_cache=store,
-    )
-    frozen = train_eval(
-        "BERT frozen (same rows)", frozen_cfg, sub, evaluation, cpu, "bert_frozen_sub"
+    frozen = TrainRecipe(backbone="bert", bert_mode="frozen", bert_path=str(folder))
+    with_store = RunSettings(device="cpu", feature_cache=store, progress=False)
+    result = train_eval(
+        "BERT frozen (same rows)", frozen, sub, evaluation, cpu, "bert_frozen_sub", with_store
     )
     gain = cpu["bert_frozen_sub"]["macro_f1"] - cpu["embedding_sub"]["macro_f1"]
     cpu["frozen_gain"] = round(gain, 4)
     verdict = "met" if gain >= 0.03 else "NOT met"
     print(f"  frozen − embedding = {gain:+.3f} macro-F1 (target ≥ +0.03: {verdict})")
-    retrain_with_store(frozen_cfg, sub, data, evaluation, cpu)
-    return frozen
+    retrain_with_store(frozen, with_store, sub, data, evaluation, cpu)
+    return result
 
 
-def retrain_with_store(config, sub, data, evaluation, cpu: dict) -> None:
+def retrain_with_store(recipe, run, sub, data, evaluation, cpu: dict) -> None:
     """A retrain as the bot does it: the same rows plus 100 new ones, with the feature store the
     first run filled; only the new texts are encoded."""
     seen = set(sub[0])
     extra = [(t, y) for t, y in zip(data[0], data[1], strict=True) if t not in seen][:100]
     more = (sub[0] + [t for t, _ in extra], sub[1] + [y for _, y in extra])
-    train_eval("BERT frozen retrain (+100 rows)", config, more, evaluation, cpu, "frozen_retrain")
+    name = "BERT frozen retrain (+100 rows)"
+    train_eval(name, recipe, more, evaluation, cpu, "frozen_retrain", run)
     first, again = cpu["bert_frozen_sub"]["train_s"], cpu["frozen_retrain"]["train_s"]
     print(f"  retrain with the feature store: {again:.1f} s against {first:.1f} s the first time")
 
@@ -319,8 +318,8 @@ def cpu_speed(args: argparse.Namespace, frozen, eval_texts: list[str], cpu: dict
 def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     import torch
 
-    from classifier import bert
-    from classifier.training import TrainConfig
+    from classifier import bert_training
+    from classifier.recipe import RunSettings, TrainRecipe
 
     device = args.gpu_device
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -338,18 +337,18 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     )
     fig["gpu"] = {"device": name, "torch": torch.__version__, "bert_path": str(folder)}
     gpu = fig["gpu"]
-    gpu["encoder_lr"] = args.encoder_lr or bert.ENCODER_LR
-    tune_cfg = TrainConfig(
+    gpu["encoder_lr"] = args.encoder_lr or bert_training.ENCODER_LR
+    on_gpu = RunSettings(device=device, progress=False)
+    tune = TrainRecipe(
         backbone="bert",
         bert_mode="finetune",
         bert_path=str(folder),
         encoder_lr=args.encoder_lr,
-        device=device,
         epochs=args.gpu_epochs,
         patience=args.gpu_epochs,
     )
     tuned = train_eval(
-        "BERT finetune (full train)", tune_cfg, full, evaluation, gpu, "bert_finetune"
+        "BERT finetune (full train)", tune, full, evaluation, gpu, "bert_finetune", on_gpu
     )
     laps = gpu["bert_finetune"]["epoch_s"]
     gpu["finetune_epoch_s"] = round(statistics.median(laps[1:] or laps), 1)
@@ -361,10 +360,8 @@ def gpu_part(args: argparse.Namespace, data, fig: dict) -> None:
     )
     if args.finetune_only:
         return
-    frozen_cfg = TrainConfig(
-        backbone="bert", bert_mode="frozen", bert_path=str(folder), device=device
-    )
-    train_eval("BERT frozen (full train)", frozen_cfg, full, evaluation, gpu, "bert_frozen")
+    frozen = TrainRecipe(backbone="bert", bert_mode="frozen", bert_path=str(folder))
+    train_eval("BERT frozen (full train)", frozen, full, evaluation, gpu, "bert_frozen", on_gpu)
 
     texts = (eval_texts * (1 + args.gpu_texts // max(len(eval_texts), 1)))[: args.gpu_texts]
     classifier = save_and_reload(tuned, device)

@@ -79,25 +79,29 @@ def main() -> int:
     args = parser.parse_args()
     val_path = data_file("tweeteval_sentiment", "validation.csv")
 
-    from classifier.artifacts import load_model, read_metrics
+    from classifier.artifacts import load_model
     from classifier.bootstrap import TRAIN_DEFAULTS, build_bootstrap_model
+    from classifier.card import read_card
     from classifier.data import read_labelled_csv
+    from classifier.recipe import RunSettings
 
     print(cpu_note())
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         with timed(times, "build"):
-            folder = build_bootstrap_model(Path(tmp) / "v0001", seed=args.seed, progress=False)
-        card = read_metrics(folder)["bootstrap"]
+            quiet = RunSettings(progress=False)
+            folder = build_bootstrap_model(Path(tmp) / "v0001", seed=args.seed, run=quiet)
+        card = read_card(folder)
         classifier = load_model(folder)
+    log = card.training
     print(
-        f"bootstrap build: {times['build']:.1f} s wall (training {card['train_seconds']} s, "
-        f"{card['epochs_run']} epochs, best {card['best_epoch']}); target ≤ ~60 s on 2 cores"
+        f"bootstrap build: {times['build']:.1f} s wall (training {log.seconds} s, "
+        f"{log.epochs_run} epochs, best {log.best_epoch}); target ≤ ~60 s on 2 cores"
     )
     scope = TRAIN_DEFAULTS.get("negation_scope", 0)
     print(
-        f"recipe v{card['recipe']['recipe_version']}: lexicon prior strength "
-        f"{card['lexicon_prior_strength']}, negation scope {scope}"
+        f"recipe v{card.origin['bootstrap_recipe']['recipe_version']}: lexicon prior strength "
+        f"{card.postprocess['lexicon_prior_strength']}, negation scope {scope}"
     )
     texts, gold = read_labelled_csv(val_path)
     compare("TweetEval sentiment validation", classifier, texts, gold)

@@ -108,18 +108,14 @@ def read_texts(limit: int) -> list[str]:
 def train_model(model_dir: Path) -> Path:
     from classifier.artifacts import save_model
     from classifier.data import read_labelled_csv
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import TrainRecipe
+    from classifier.training import train
 
     texts, labels = read_labelled_csv(data_file("semeval2017_4a", "train.csv"))
     started = time.perf_counter()
-    result = train(texts, labels, ["negative", "neutral", "positive"], TrainConfig(epochs=2))
+    result = train(texts, labels, ["negative", "neutral", "positive"], TrainRecipe(epochs=2))
     print(f"trained the benchmark model in {time.perf_counter() - started:.1f}s")
-    return save_model(
-        result.classifier,
-        model_dir / "v0001",
-        metrics=result.dev_report.to_dict(),
-        manifest=result.manifest,
-    )
+    return save_model(result.classifier, model_dir / "v0001", result.card("train"))
 
 
 async def drive(kind: str, env: dict[str, str], texts: list[str], args, round_: int) -> dict:

@@ -33,11 +33,13 @@ LABELS = ["negative", "neutral", "positive"]
 
 def train_ours(train_data, valid_data, **overrides):
     from classifier.metrics import evaluate
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import RunSettings, TrainRecipe
+    from classifier.training import train
 
     times: dict[str, float] = {}
     with timed(times, "train"):
-        result = train(*train_data, LABELS, TrainConfig(**overrides), progress=False)
+        quiet = RunSettings(progress=False)
+        result = train(*train_data, LABELS, TrainRecipe(**overrides), run=quiet)
     report = evaluate(result.classifier, *valid_data)
     return result, report, times["train"]
 

@@ -115,14 +115,6 @@ class Settings(BaseSettings):
         """Everyone who may use /label: annotators plus admins."""
         return set(self.annotator_ids) | set(self.admin_ids)
 
-    def resolve_device(self) -> str:
-        """`auto` → `cuda` when torch sees a GPU, else `cpu` (imports torch lazily)."""
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 def get_settings(**overrides: object) -> Settings:
     """Read settings from the environment / `.env` (a clear error names the bad setting)."""

@@ -22,12 +22,14 @@ from bot.errors import OperatorError
 from bot.learning.data import LearningOptions
 from bot.learning.service import LearningService
 from bot.service import SentimentService
-from classifier.artifacts import list_model_dirs, load_model, next_version_dir, read_metrics
+from classifier.artifacts import list_model_dirs, load_model, next_version_dir
 from classifier.bootstrap import build_bootstrap_model
+from classifier.card import read_card
 from classifier.device import resolve_device
 from classifier.errors import ModelFolderError
 from classifier.model import Classifier
 from classifier.predictor import Predictor
+from classifier.recipe import RunSettings
 from storage import repositories as repo
 from storage.db import create_engine, create_sessionmaker, upgrade_database
 from storage.recorder import ScoredMessageRecorder
@@ -139,9 +141,10 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
         folder,
     )
     try:
+        run = RunSettings(device=device)
         folder = Path(
             await asyncio.to_thread(
-                build_bootstrap_model, folder, device=device, backbone=settings.backbone
+                build_bootstrap_model, folder, run=run, backbone=settings.backbone
             )
         )
     except Exception as exc:
@@ -155,7 +158,7 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
 async def _register_active(
     sessionmaker: async_sessionmaker[AsyncSession], folder: Path, classifier: Classifier
 ) -> None:
-    card = await asyncio.to_thread(read_metrics, folder)
+    card = await asyncio.to_thread(read_card, folder)
     absolute = await asyncio.to_thread(folder.resolve)
     async with sessionmaker.begin() as session:
         await repo.register_model_version(
@@ -163,8 +166,8 @@ async def _register_active(
             folder.name,
             folder=str(absolute),
             backbone=str(classifier.config.get("backbone", "embedding")),
-            metrics=card.get("metrics"),
-            manifest=card.get("manifest"),
+            metrics=card.summary_metrics(),
+            manifest=card.summary_manifest(),
         )
         await repo.activate_model_version(session, folder.name)
     log.info("registered %s as the active model", folder.name)

@@ -267,7 +267,7 @@ class SentimentService:
         return StatusReport(
             model_version=self.predictor.version,
             backbone=None if active is None else active.backbone,
-            metrics=_eval_metrics(None if active is None else active.metrics),
+            metrics=None if active is None else active.metrics,
             messages=totals.messages,
             labels=totals.labels,
             labelled_messages=totals.labelled_messages,
@@ -308,13 +308,3 @@ class SentimentService:
             await asyncio.to_thread(repo.write_export_csv, path, examples)
             data = await asyncio.to_thread(path.read_bytes)
         return ExportResult(len(examples), data)
-
-
-def _eval_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The eval part of a stored metrics dict (`{"eval": {...}}` or already flat)."""
-    if not metrics:
-        return None
-    for key in ("eval", "test", "dev"):
-        if isinstance(metrics.get(key), dict):
-            return metrics[key]
-    return metrics

@@ -1,10 +1,10 @@
 """Model folders: atomic save, validating load, version naming.
 
 A folder holds `config.json`, `model.safetensors`, the backbone's text-encoder files
-(`vocab.json` or `tokenizer/`) and `metrics.json`. `save_model` writes everything into a hidden
-temporary sibling and renames it into place, so a reader never sees a half-written folder.
-`load_model` checks every file before returning and raises one `ModelFolderError` naming the
-first bad file; it never returns a half-loaded model.
+(`vocab.json` or `tokenizer/`) and its model card `metrics.json` (`classifier.card`).
+`save_model` writes everything into a hidden temporary sibling and renames it into place, so a
+reader never sees a half-written folder. `load_model` checks every file before returning and
+raises one `ModelFolderError` naming the first bad file; it never returns a half-loaded model.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import platform
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from classifier.card import CARD_FILE, ModelCard, read_card
 from classifier.errors import ModelFolderError
 from classifier.model import ARCHITECTURE, FORMAT_VERSION, Classifier
 
-CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
@@ -44,15 +46,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_model(
-    classifier: Classifier,
-    out_dir: str | Path,
-    *,
-    metrics: dict,
-    manifest: dict,
-    extra: dict | None = None,
-) -> Path:
-    """Write `classifier` to the new folder `out_dir` atomically; return its path."""
+def save_model(classifier: Classifier, out_dir: str | Path, card: ModelCard) -> Path:
+    """Write `classifier` and its `card` (library versions filled in) to the new folder
+    `out_dir` atomically; return its path."""
     from safetensors.torch import save_file
 
     from classifier.modules import get_backbone
@@ -71,8 +67,8 @@ def save_model(
         missing = [name for name in expected if not (tmp / name).exists()]
         if missing:
             raise ModelFolderError(f"{out}: text encoder did not write {', '.join(missing)}")
-        body = {"metrics": metrics, "manifest": manifest, "versions": library_versions()}
-        _write_json(tmp / METRICS, {**body, **(extra or {})})
+        card = replace(card, versions=library_versions())
+        _write_json(tmp / CARD_FILE, card.to_dict())
         _fsync_tree(tmp)
         # Atomic on one filesystem. If `out` appeared meanwhile, rename fails when it has
         # files but silently replaces an EMPTY folder (POSIX rename semantics).
@@ -138,14 +134,6 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
-def read_metrics(path: str | Path) -> dict:
-    """The folder's `metrics.json` (`{"metrics", "manifest", "versions", ...}`)."""
-    data = _read_json(Path(path), METRICS)
-    if not isinstance(data, dict) or "metrics" not in data:
-        raise ModelFolderError(f"{Path(path) / METRICS}: expected an object with 'metrics'")
-    return data
-
-
 def load_model(path: str | Path, device: str = "cpu") -> Classifier:
     """Load and validate a model folder onto `device`; ModelFolderError names the bad file."""
     from classifier.modules import get_backbone
@@ -156,7 +144,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Classifier:
         backbone = get_backbone(config.get("backbone", ""))
     except KeyError as exc:
         raise ModelFolderError(f"{folder / CONFIG}: {exc.args[0]}") from None
-    read_metrics(folder)
+    read_card(folder)
     for name in backbone.text_encoder_files:
         if not (folder / name).exists():
             raise ModelFolderError(f"{folder / name}: missing (not a complete model folder)")

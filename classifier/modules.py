@@ -10,7 +10,7 @@ parts pass a *features* dict along, as sentence-transformers' modules do:
   (so padding never changes the result), and passes a ready `sentence_embedding` through;
 - `LinearHead` applies dropout and a linear layer → logits [B, num_labels].
 
-Encoder protocol (what a backbone provides; see `Backbone`):
+Encoder protocol (what a backbone provides; see `Backbone` and `BackboneRun`):
 
 - a *text encoder* with `tokenize(texts, max_tokens) -> list[np.ndarray]` (ids per text, done once
   per dataset), `collate(seqs) -> dict[str, Tensor]` (one batch), `save(folder)` writing the files
@@ -32,11 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from classifier.tokenizer import Vocab, tokenize
 
 if TYPE_CHECKING:
-    from classifier.training import TrainConfig
+    from classifier.recipe import RunSettings, TrainRecipe
 
 Features = dict[str, Tensor]
 
@@ -151,8 +152,34 @@ class WordTextEncoder:
 
 
 # --- backbones ----------------------------------------------------------------------------------
+class BackboneRun:
+    """One training run of a backbone: what `Backbone.start_training` fitted for it.
+
+    Per-run state lives here (the BERT backbone keeps its loaded encoder and the encoded training
+    texts), so a registered backbone holds none and two runs never see each other's.
+    """
+
+    def __init__(self, text_encoder: Any, args: dict):
+        self.text_encoder = text_encoder
+        self.args = args  # the encoder's constructor args, saved as config.json's `args`
+
+    def build_module(self, num_labels: int) -> SentenceClassifierModule:
+        """The untrained module (torch RNG: weight init)."""
+        raise NotImplementedError
+
+    def optimizers(
+        self, module: SentenceClassifierModule, total_steps: int
+    ) -> tuple[list[torch.optim.Optimizer], list[LRScheduler]]:
+        """Optimisers and their learning-rate schedules (stepped once per batch) for a run of
+        `total_steps` batches."""
+        raise NotImplementedError
+
+    def finish(self, classifier: Any) -> None:
+        """Called once when training ends (best weights restored), before the result is made."""
+
+
 class Backbone:
-    """How one kind of encoder is fitted, built, optimised, saved and loaded.
+    """How one kind of encoder is trained, built, saved and loaded.
 
     Subclass, set `name` / `text_encoder_files`, override what differs, and call
     `register_backbone(MyBackbone())` at import time of your module.
@@ -161,30 +188,20 @@ class Backbone:
     name = ""
     text_encoder_files: tuple[str, ...] = ()
     train_threads: int | None = None  # torch threads while training (None: leave as is)
-    linear_lr_decay = False  # let train() decay the lr linearly (when TrainConfig.lr_decay)
     inference_threads: int | None = None  # torch threads of the Predictor's worker (None: default)
 
-    def fit_text_encoder(self, texts: Sequence[str], config: TrainConfig) -> Any:
+    def start_training(
+        self, texts: Sequence[str], recipe: TrainRecipe, run: RunSettings
+    ) -> BackboneRun:
+        """Fit the text encoder on the training `texts`; the run builds and optimises the rest."""
         raise NotImplementedError
 
     def load_text_encoder(self, folder: Path, args: dict) -> Any:
         """Load the text encoder saved in `folder`; raise ValueError/OSError on bad files."""
         raise NotImplementedError
 
-    def finish_training(self, classifier: Any, config: TrainConfig) -> None:
-        """Called once when training ends (best weights restored), before the result is made."""
-
-    def encoder_args(self, text_encoder: Any, config: TrainConfig) -> dict:
-        """Constructor args of the encoder, saved as config.json's `args` (JSON-serialisable)."""
-        raise NotImplementedError
-
     def build_module(self, args: dict, num_labels: int) -> SentenceClassifierModule:
         raise NotImplementedError
-
-    def make_optimizers(
-        self, module: SentenceClassifierModule, config: TrainConfig
-    ) -> list[torch.optim.Optimizer]:
-        return [torch.optim.AdamW(module.parameters(), lr=config.lr)]
 
     def state_to_save(self, module: SentenceClassifierModule) -> dict[str, Tensor]:
         """Tensors written to model.safetensors (a frozen encoder may leave itself out)."""
@@ -202,20 +219,21 @@ class EmbeddingBackbone(Backbone):
     name = "embedding"
     text_encoder_files = ("vocab.json",)
     train_threads = 1
-    linear_lr_decay = True
     inference_threads = 1
 
-    def fit_text_encoder(self, texts: Sequence[str], config: TrainConfig) -> WordTextEncoder:
-        scope = config.negation_scope
+    def start_training(
+        self, texts: Sequence[str], recipe: TrainRecipe, run: RunSettings
+    ) -> _EmbeddingRun:
+        scope = recipe.negation_scope
         tokens = {text: tokenize(text, negation_scope=scope) for text in texts}
         vocab = Vocab.build_from_tokens(
             (tokens[text] for text in texts),
-            min_freq=config.min_freq,
-            max_size=config.max_vocab,
-            bigram_buckets=config.bigram_buckets,
+            min_freq=recipe.min_freq,
+            max_size=recipe.max_vocab,
+            bigram_buckets=recipe.bigram_buckets,
             negation_scope=scope,
         )
-        return WordTextEncoder(vocab, fitted_tokens=tokens)
+        return _EmbeddingRun(self, WordTextEncoder(vocab, fitted_tokens=tokens), recipe)
 
     def load_text_encoder(self, folder: Path, args: dict) -> WordTextEncoder:
         vocab = Vocab.load(folder / "vocab.json")
@@ -226,30 +244,47 @@ class EmbeddingBackbone(Backbone):
             )
         return WordTextEncoder(vocab)
 
-    def encoder_args(self, text_encoder: WordTextEncoder, config: TrainConfig) -> dict:
-        return {
-            "vocab_size": text_encoder.vocab.size,
-            "embedding_dim": config.embedding_dim,
-            "dropout": config.dropout,
-        }
-
     def build_module(self, args: dict, num_labels: int) -> SentenceClassifierModule:
         encoder = EmbeddingEncoder(int(args["vocab_size"]), int(args["embedding_dim"]))
         head = LinearHead(encoder.output_dim, num_labels, float(args.get("dropout", 0.0)))
         return SentenceClassifierModule(encoder, MeanPooling(), head)
 
-    def make_optimizers(
-        self, module: SentenceClassifierModule, config: TrainConfig
-    ) -> list[torch.optim.Optimizer]:
+
+class _EmbeddingRun(BackboneRun):
+    def __init__(
+        self, backbone: EmbeddingBackbone, text_encoder: WordTextEncoder, recipe: TrainRecipe
+    ):
+        args = {
+            "vocab_size": text_encoder.vocab.size,
+            "embedding_dim": recipe.embedding_dim,
+            "dropout": recipe.dropout,
+        }
+        super().__init__(text_encoder, args)
+        self.backbone, self.recipe = backbone, recipe
+
+    def build_module(self, num_labels: int) -> SentenceClassifierModule:
+        return self.backbone.build_module(self.args, num_labels)
+
+    def optimizers(
+        self, module: SentenceClassifierModule, total_steps: int
+    ) -> tuple[list[torch.optim.Optimizer], list[LRScheduler]]:
         # The table gets sparse gradients (only the rows of this batch's tokens), which AdamW
         # cannot take; SparseAdam updates just those rows — the fastText speed trick. The small
         # dense rest (the head) uses AdamW with weight decay as usual.
+        lr = self.recipe.lr
         sparse = [module.encoder.embedding.weight]
         dense = [p for n, p in module.named_parameters() if not n.startswith("encoder.")]
-        return [
-            torch.optim.SparseAdam(sparse, lr=config.lr),
-            torch.optim.AdamW(dense, lr=config.head_lr or config.lr, weight_decay=1e-4),
+        optimizers = [
+            torch.optim.SparseAdam(sparse, lr=lr),
+            torch.optim.AdamW(dense, lr=self.recipe.head_lr or lr, weight_decay=1e-4),
         ]
+        if not self.recipe.lr_decay:
+            return optimizers, []
+        # fastText's schedule: linear decay to 0 over the whole budget.
+        schedules = [
+            LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total_steps)) for opt in optimizers
+        ]
+        return optimizers, schedules
 
 
 _BACKBONES: dict[str, Backbone] = {}

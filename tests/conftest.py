@@ -70,15 +70,11 @@ def tiny_training_data() -> tuple[list[str], list[str]]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_training_data) -> Path:
     from classifier.artifacts import save_model
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import RunSettings, TrainRecipe
+    from classifier.training import train
 
     texts, labels = tiny_training_data
-    config = TrainConfig(epochs=30, seed=0, embedding_dim=16, bigram_buckets=256, patience=30)
-    result = train(texts, labels, list(TINY_LABELS), config, progress=False)
+    recipe = TrainRecipe(epochs=30, seed=0, embedding_dim=16, bigram_buckets=256, patience=30)
+    result = train(texts, labels, list(TINY_LABELS), recipe, run=RunSettings(progress=False))
     root = tmp_path_factory.mktemp("tiny_models") / "models"
-    return save_model(
-        result.classifier,
-        root / "v0001",
-        metrics=result.dev_report.to_dict(),
-        manifest=result.manifest,
-    )
+    return save_model(result.classifier, root / "v0001", result.card("train"))

@@ -28,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def bootstrap_command(args: argparse.Namespace, settings) -> int:
-    from classifier.artifacts import next_version_dir, read_metrics
+    from classifier.artifacts import next_version_dir
     from classifier.bootstrap import build_bootstrap_model
+    from classifier.card import read_card
     from classifier.device import resolve_device
+    from classifier.recipe import RunSettings
 
     out = args.out or next_version_dir(settings.models_path)
     if out.exists():
@@ -41,22 +43,24 @@ def bootstrap_command(args: argparse.Namespace, settings) -> int:
         overrides.update(
             bert_path=str(settings.bert_path) if settings.bert_path else None,
             bert_mode=settings.bert_mode,
-            feature_cache=str(settings.feature_cache_path),
         )
+    run = RunSettings(
+        device=resolve_device(settings.device), feature_cache=str(settings.feature_cache_path)
+    )
     print(f"building the bootstrap model ({backbone} backbone) into {out}")
 
     path = build_bootstrap_model(
         out,
         seed=args.seed,
-        device=resolve_device(settings.device),
+        run=run,
         on_epoch=print_epoch,
         backbone=backbone,
-        train_overrides=overrides,
+        recipe_overrides=overrides,
     )
-    card = read_metrics(path)
+    figures = read_card(path).eval
     print(
-        f"held-out corpus slice: macro-F1 {card['metrics']['macro_f1']:.3f}, "
-        f"accuracy {card['metrics']['accuracy']:.3f} (n={card['metrics']['n']})"
+        f"held-out corpus slice: macro-F1 {figures['macro_f1']:.3f}, "
+        f"accuracy {figures['accuracy']:.3f} (n={figures['n']})"
     )
     print(f"model written to {path}")
     return 0

@@ -71,7 +71,8 @@ def train_command(args: argparse.Namespace, settings) -> int:
     from classifier.data import infer_labels, parse_label_list, read_labelled_csv
     from classifier.device import resolve_device
     from classifier.errors import DataError
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import RunSettings, TrainRecipe
+    from classifier.training import train
 
     labels = parse_label_list(args.labels) if args.labels is not None else None
     texts, gold = read_labelled_csv(args.data, args.text_col, args.label_col, labels)
@@ -83,20 +84,21 @@ def train_command(args: argparse.Namespace, settings) -> int:
     out = args.out or next_version_dir(settings.models_path)
     if out.exists():
         raise UsageError(f"--out {out}: already exists (model folders are never overwritten)")
-    config = TrainConfig(
+    recipe = TrainRecipe(
         backbone=args.backbone or settings.backbone,
         seed=args.seed,
         max_tokens=settings.max_tokens,
         bert_path=str(settings.bert_path) if settings.bert_path else None,
         bert_mode=settings.bert_mode,
-        feature_cache=str(settings.feature_cache_path),
-        device=resolve_device(settings.device),
     )
     if args.epochs is not None:
-        config.epochs = args.epochs
+        recipe.epochs = args.epochs
+    run = RunSettings(
+        device=resolve_device(settings.device), feature_cache=str(settings.feature_cache_path)
+    )
     print(f"training on {len(texts)} rows from {args.data} (labels: {', '.join(labels)})")
 
-    result = train(texts, gold, labels, config, on_epoch=print_epoch)
+    result = train(texts, gold, labels, recipe, run=run, on_epoch=print_epoch)
     where = {
         "split": "dev split",
         "explicit": "dev set",
@@ -104,13 +106,8 @@ def train_command(args: argparse.Namespace, settings) -> int:
     }
     print(f"dev metrics ({where[result.manifest['dev_source']]}, best epoch {result.best_epoch}):")
     print(result.dev_report.format_table())
-    path = save_model(
-        result.classifier,
-        out,
-        metrics=result.dev_report.to_dict(),
-        manifest=result.manifest,
-        extra={"source": {"data": str(args.data), "command": "train"}},
-    )
+    card = result.card("train", origin={"data": str(args.data), "command": "train"})
+    path = save_model(result.classifier, out, card)
     print(f"model written to {path}")
     return 0
 

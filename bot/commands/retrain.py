@@ -56,9 +56,10 @@ async def _retrain(
     settings, force: bool, backbone: str | None, options: LearningOptions | None
 ) -> RetrainOutcome:
     from bot.learning.service import LearningService
+    from classifier.device import resolve_device
 
     async with database(settings.db_url) as sessionmaker:
-        device = await asyncio.to_thread(settings.resolve_device)
+        device = await asyncio.to_thread(resolve_device, settings.device)
         learning = LearningService.create(settings, sessionmaker, device=device, options=options)
         await learning.retrainer.recover()
         try:

@@ -19,7 +19,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.learning.errors import LearningError
-from classifier.bootstrap import bootstrap_dev_slice, bootstrap_eval_slice, load_bootstrap_corpus
+from classifier.bootstrap_corpus import (
+    bootstrap_dev_slice,
+    bootstrap_eval_slice,
+    load_bootstrap_corpus,
+)
 from storage import repositories as repo
 
 # A resolved label from the product's own people counts this many times in the training loss
@@ -68,7 +72,7 @@ class LearningOptions:
 
     `dev_slice` None: the bootstrap build's dev slice with the default corpus (a retrain without
     new labels then reproduces the bootstrap recipe), else `train` carves a dev split from the
-    training rows. `train_overrides`: `TrainConfig` fields applied over the active model's own
+    training rows. `train_overrides`: `TrainRecipe` fields applied over the active model's own
     recipe. `worker_threads`: torch threads of the training worker (default: all cores but one).
     """
 

@@ -1,6 +1,6 @@
 """How a candidate is made: its version name, its labels, and its training config.
 
-A retrain reuses the active model's own recipe: the `train_config` in its card, its backbone
+A retrain reuses the active model's own recipe: the `recipe` in its model card, its backbone
 (a BERT model is retrained as BERT on the same encoder), and the bootstrap recipe's
 after-training steps when the active model got them (`classifier.bootstrap.postprocess`).
 """
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.learning.served import ServedModel
-from classifier.artifacts import next_version_dir, read_config, read_metrics
+from classifier.artifacts import next_version_dir, read_config
+from classifier.card import ModelCard, read_card
 from storage import repositories as repo
 
 
@@ -51,10 +52,10 @@ async def label_list(served: ServedModel, active: Any) -> list[str]:
 async def train_config(
     active: Any, backbone: str | None, settings: Settings, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The active model's own training config (same backbone, same encoder), plus overrides.
+    """The active model's own training recipe (same backbone, same encoder), plus overrides.
 
     `backbone` (from `sentibot retrain --backbone`) switches backbone: then the recipe
-    starts from `TrainConfig`'s defaults instead of the active model's.
+    starts from `TrainRecipe`'s defaults instead of the active model's.
     """
     config, model_config, card = await _read_active(active)
     current = model_config.get("backbone") or config.get("backbone")
@@ -65,22 +66,19 @@ async def train_config(
     if current == "bert":
         _add_bert_fields(config, model_config.get("args") or {}, settings)
     config.update(overrides)
-    config.pop("device", None)
-    # This machine's cache folder, not whatever the active model's card recorded.
-    config["feature_cache"] = str(settings.feature_cache_path)
     config["postprocess"] = postprocessed(card) and current == model_config.get("backbone")
     return config
 
 
-async def _read_active(active: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(train config from its card, its config.json, its card); empty where unreadable."""
+async def _read_active(active: Any) -> tuple[dict[str, Any], dict[str, Any], ModelCard | None]:
+    """(the recipe from its card, its config.json, its card); empty or None where unreadable."""
     config: dict[str, Any] = {}
     model_config: dict[str, Any] = {}
-    card: dict[str, Any] = {}
+    card = None
     if active is not None:
         with contextlib.suppress(Exception):
-            card = await asyncio.to_thread(read_metrics, active.folder)
-            config.update((card.get("manifest") or {}).get("train_config") or {})
+            card = await asyncio.to_thread(read_card, active.folder)
+            config.update(card.recipe)
         with contextlib.suppress(Exception):
             model_config = await asyncio.to_thread(read_config, active.folder)
     return config, model_config, card
@@ -94,17 +92,14 @@ def _add_bert_fields(config: dict[str, Any], args: dict[str, Any], settings: Set
     config["bert_mode"] = config.get("bert_mode") or args.get("mode") or settings.bert_mode
 
 
-def postprocessed(card: dict[str, Any]) -> bool:
+def postprocessed(card: ModelCard | None) -> bool:
     """Whether the active model got the bootstrap recipe's after-training steps.
 
     The bootstrap build writes each VADER lexicon word's valence into its embedding row,
     calibrates a temperature and shifts the label prior (`classifier.bootstrap.postprocess`);
     a retrain of such a model does the same, so it keeps that knowledge. The card says so.
     """
-    if isinstance(card.get("postprocess"), dict):
-        return True
-    bootstrap = card.get("bootstrap")
-    return isinstance(bootstrap, dict) and "lexicon_prior_rows" in bootstrap
+    return card is not None and card.postprocess is not None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -29,7 +29,7 @@ from bot.learning.errors import LearningError, TrainingInProgressError
 from bot.learning.gate import GateDecision, decide
 from bot.learning.results import LabelCount, Progress, ProgressCallback, RetrainOutcome
 from bot.learning.served import ServedModel
-from classifier.artifacts import read_metrics
+from classifier.card import ModelCard, read_card
 from classifier.model import Classifier
 from storage import repositories as repo
 from storage.errors import TrainingAlreadyRunningError
@@ -281,6 +281,7 @@ class Retrainer:
                 config=config,
                 active=active,
                 card=card,
+                feature_cache=str(self.settings.feature_cache_path),
             )
         except runner.WorkerFailed as exc:
             raise LearningError(INTERRUPTED if self._closing else str(exc)) from None
@@ -298,7 +299,7 @@ class Retrainer:
             tolerance=self.settings.promotion_tolerance,
             max_recall_drop=self.settings.promotion_max_recall_drop,
         )
-        card = await asyncio.to_thread(read_metrics, folder)
+        card = await asyncio.to_thread(read_card, folder)
         # Loaded even without a predictor (the CLI): a folder that fails never becomes active.
         classifier: Classifier | None = None
         if gate.promote:
@@ -318,7 +319,7 @@ class Retrainer:
 async def _record_decision(
     session: AsyncSession,
     outcome: RetrainOutcome,
-    card: dict[str, Any],
+    card: ModelCard,
     folder: Path,
     backbone: str,
 ) -> None:
@@ -329,8 +330,8 @@ async def _record_decision(
         version,
         folder=str(folder),
         backbone=backbone,
-        metrics=card.get("metrics"),
-        manifest=card.get("manifest"),
+        metrics=card.summary_metrics(),
+        manifest=card.summary_manifest(),
         parent_version=outcome.active_version,
     )
     if gate.promote:

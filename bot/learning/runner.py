@@ -83,6 +83,7 @@ async def write_spec(
     card: dict[str, Any],
     device: str,
     threads: int,
+    feature_cache: str | None = None,
 ) -> Path:
     """Write the rows and the worker's spec into `workdir`; returns the spec's path."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
@@ -102,6 +103,7 @@ async def write_spec(
         card=card,
         device=device,
         threads=threads,
+        feature_cache=feature_cache,
     )
     return spec.write(workdir / "spec.json")
 

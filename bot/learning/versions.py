@@ -139,12 +139,10 @@ async def _rollback_target(session: AsyncSession, active: Any, target: str | Non
 
 
 def model_info(row: Any) -> ModelInfo:
-    """A `model_versions` row as a /models line's data (metrics and manifest read leniently)."""
+    """A `model_versions` row as a /models line's data (metrics and manifest: the card summary,
+    `classifier.card.ModelCard.summary_*`)."""
     metrics, manifest = row.metrics or {}, row.manifest or {}
-    report = metrics.get("eval") if isinstance(metrics.get("eval"), dict) else metrics
-    f1 = report.get("macro_f1") if isinstance(report, dict) else None
-    train = manifest.get("train")
-    rows = train.get("rows") if isinstance(train, dict) else manifest.get("rows")
+    f1, rows = metrics.get("macro_f1"), manifest.get("rows")
     return ModelInfo(
         version=row.version,
         created_at=row.created_at,

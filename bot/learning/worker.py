@@ -10,9 +10,10 @@ Protocol (the parent is `bot.learning.retrainer.Retrainer`, through `bot.learnin
 
 - SPEC is a JSON file (see `WorkerSpec`): paths of the training rows (JSON lines
   `{"text", "label", "weight"}`), evaluation rows and optional dev rows (`{"text", "label"}`),
-  the label list, the `TrainConfig` fields, the active model's folder (scored on the same eval
-  rows, so the gate compares like with like), the candidate folder to write and its card
-  (`metrics.json` extras).
+  the label list, the `TrainRecipe` fields, the active model's folder (scored on the same eval
+  rows, so the gate compares like with like), the candidate folder to write and what its model
+  card records about the run (`origin`) and the data (`manifest`); this machine's device,
+  threads and feature cache folder.
 - Progress goes to stdout as JSON lines, one event per line:
   `{"event": "start", "train_rows": N, "eval_rows": M}`,
   `{"event": "epoch", "epoch": i, "epochs": n, "dev_macro_f1": f}`, `{"event": "evaluating"}`,
@@ -28,7 +29,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +39,8 @@ from classifier.artifacts import load_model, save_model
 from classifier.bootstrap import postprocess
 from classifier.metrics import evaluate
 from classifier.model import Classifier
-from classifier.training import TrainConfig, TrainResult, train
+from classifier.recipe import RunSettings, TrainRecipe
+from classifier.training import TrainResult, train
 
 SPEC_FORMAT = 1
 
@@ -56,6 +58,7 @@ class WorkerSpec:
     card: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     threads: int = 1
+    feature_cache: str | None = None  # a frozen BERT's vectors between runs (a run setting)
     # Run `classifier.bootstrap.postprocess` after training (lexicon prior, temperature, label
     # prior), as the bootstrap build does: set when the active model had it.
     postprocess: bool = False
@@ -117,13 +120,6 @@ def _lower_priority(spec: WorkerSpec) -> None:
     torch.set_num_threads(max(1, spec.threads))
 
 
-def _build_config(spec: WorkerSpec) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in spec.config.items() if k in known}
-    values["device"] = spec.device
-    return TrainConfig(**values)
-
-
 def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     """Train, evaluate candidate and active model on the eval rows, save the candidate."""
     train_rows, eval_rows = read_rows(spec.train_file), read_rows(spec.eval_file)
@@ -135,19 +131,16 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     # The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior).
     post = postprocess(candidate, dev) if spec.postprocess else None
     cand_report, active_report = _score(spec, candidate, eval_rows)
-    metrics = {
-        "eval": cand_report,
-        "active_eval": active_report,
-        "dev": result.dev_report.to_dict() if result.dev_report is not None else None,
-        "epochs_run": result.epochs_run,
-    }
-    manifest = {**dict(result.manifest or {}), **dict(spec.card.get("manifest") or {})}
-    extra = {k: v for k, v in spec.card.items() if k != "manifest"}
-    if post is not None:
-        extra["postprocess"] = post
-    path = save_model(
-        candidate, Path(spec.out_dir), metrics=metrics, manifest=manifest, extra=extra
+    card = result.card(
+        "retrain",
+        eval=cand_report,
+        eval_split="the eval split",
+        active_eval=active_report,
+        postprocess=post,
+        data={**result.manifest, **dict(spec.card.get("manifest") or {})},
+        origin={k: v for k, v in spec.card.items() if k != "manifest"},
     )
+    path = save_model(candidate, Path(spec.out_dir), card)
     return {"path": str(path), "candidate": cand_report, "active": active_report}
 
 
@@ -171,11 +164,11 @@ def _train(
         [r["text"] for r in train_rows],
         [r["label"] for r in train_rows],
         spec.labels,
-        _build_config(spec),
+        TrainRecipe.from_dict(spec.config),
+        run=RunSettings(device=spec.device, feature_cache=spec.feature_cache, progress=False),
         weights=[float(r.get("weight", 1.0)) for r in train_rows],
         dev=dev,
         on_epoch=on_epoch,
-        progress=False,
     )
 
 

@@ -112,6 +112,7 @@ async def test_status_reports_model_counts_and_the_learning_loop(runtime):
 
 async def test_status_shows_the_served_models_metrics(runtime):
     # Another process (sentibot retrain) activated v0002; the bot serves v0001 until it syncs.
+    from classifier.card import ModelCard
     from storage import repositories as repo
 
     async with runtime.sessionmaker.begin() as session:
@@ -120,7 +121,7 @@ async def test_status_shows_the_served_models_metrics(runtime):
             "v0002",
             folder="/nowhere/v0002",
             backbone="embedding",
-            metrics={"eval": {"macro_f1": 0.123}},
+            metrics=ModelCard("retrain", eval={"macro_f1": 0.123}).summary_metrics(),
         )
         await repo.activate_model_version(session, "v0002")
     report = await runtime.service.status()

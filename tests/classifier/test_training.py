@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.training import TrainConfig, data_manifest, train
+from classifier.recipe import RunSettings, TrainRecipe
+from classifier.training import train
+from classifier.training_data import data_manifest
 
 FAST = dict(epochs=4, embedding_dim=16, bigram_buckets=64)
+QUIET = RunSettings(progress=False)
 SEED_TEXTS = ["This is a good movie.", "The plot is confusing.", "I love the soundtrack."]
 SEED_LABELS = ["1", "0", "1"]
 
@@ -16,7 +19,7 @@ def _weights(result):
 
 
 def test_seed_example_binary():
-    result = train(SEED_TEXTS, SEED_LABELS, ["0", "1"], TrainConfig(**FAST), progress=False)
+    result = train(SEED_TEXTS, SEED_LABELS, ["0", "1"], TrainRecipe(**FAST), run=QUIET)
     probs = result.classifier.predict_proba(["The acting is terrible."])
     assert probs.shape == (1, 2)
     assert np.isclose(probs.sum(), 1.0)
@@ -27,9 +30,9 @@ def test_seed_example_binary():
 def test_same_seed_same_weights(tiny_training_data):
     texts, labels = tiny_training_data
     names = ["negative", "neutral", "positive"]
-    a = train(texts, labels, names, TrainConfig(seed=7, **FAST), progress=False)
-    b = train(texts, labels, names, TrainConfig(seed=7, **FAST), progress=False)
-    c = train(texts, labels, names, TrainConfig(seed=8, **FAST), progress=False)
+    a = train(texts, labels, names, TrainRecipe(seed=7, **FAST), run=QUIET)
+    b = train(texts, labels, names, TrainRecipe(seed=7, **FAST), run=QUIET)
+    c = train(texts, labels, names, TrainRecipe(seed=8, **FAST), run=QUIET)
     wa, wb, wc = _weights(a), _weights(b), _weights(c)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa if wa[k].shape == wc[k].shape)
@@ -40,7 +43,7 @@ def test_training_does_not_touch_global_rng(tiny_training_data):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train(texts, labels, ["negative", "neutral", "positive"], TrainConfig(**FAST), progress=False)
+    train(texts, labels, ["negative", "neutral", "positive"], TrainRecipe(**FAST), run=QUIET)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -56,22 +59,27 @@ def test_learns_the_tiny_data(tiny_model_dir, tiny_training_data):
 def test_on_epoch_callback_and_early_stopping(tiny_training_data):
     texts, labels = tiny_training_data
     calls = []
-    config = TrainConfig(
+    recipe = TrainRecipe(
         epochs=40, patience=1, dev_fraction=0.25, embedding_dim=8, bigram_buckets=0
     )
     result = train(
         texts,
         labels,
         ["negative", "neutral", "positive"],
-        config,
+        recipe,
+        run=QUIET,
         on_epoch=lambda e, n, f1: calls.append((e, n, f1)),
-        progress=False,
     )
     assert [c[0] for c in calls] == list(range(1, result.epochs_run + 1))
     assert all(n == 40 and 0.0 <= f1 <= 1.0 for _, n, f1 in calls)
     assert result.epochs_run < 40  # stopped early: macro-F1 plateaus on this tiny dev set
     assert result.history[result.best_epoch - 1] == max(result.history)
     assert result.manifest["dev_source"] == "split" and result.manifest["dev_rows"] == 9
+    card = result.card("train")
+    assert card.training.epochs_run == result.epochs_run
+    assert card.training.best_epoch == result.best_epoch
+    assert [e["dev_macro_f1"] for e in card.training.dev_curve] == result.history
+    assert card.dev == result.dev_report.to_dict() and card.eval is None
 
 
 def test_explicit_dev_set_and_integer_labels(tiny_training_data):
@@ -79,7 +87,7 @@ def test_explicit_dev_set_and_integer_labels(tiny_training_data):
     names = ["negative", "neutral", "positive"]
     ids = [names.index(x) for x in labels]
     dev = (["I love it", "I hate it"], ["positive", "negative"])
-    result = train(texts, ids, names, TrainConfig(**FAST), dev=dev, progress=False)
+    result = train(texts, ids, names, TrainRecipe(**FAST), dev=dev, run=QUIET)
     assert result.manifest["dev_source"] == "explicit"
     assert result.dev_report.n == 2
     assert result.manifest["train_rows"] == len(texts)
@@ -88,11 +96,11 @@ def test_explicit_dev_set_and_integer_labels(tiny_training_data):
 def test_weights_change_the_model(tiny_training_data):
     texts, labels = tiny_training_data
     names = ["negative", "neutral", "positive"]
-    config = TrainConfig(**FAST, balance_classes=False)  # balancing would undo a per-label skew
-    plain = train(texts, labels, names, config, progress=False)
-    ones = train(texts, labels, names, config, weights=[1.0] * len(texts), progress=False)
+    recipe = TrainRecipe(**FAST, balance_classes=False)  # balancing would undo a per-label skew
+    plain = train(texts, labels, names, recipe, run=QUIET)
+    ones = train(texts, labels, names, recipe, weights=[1.0] * len(texts), run=QUIET)
     skewed = [5.0 if x == "positive" else 0.2 for x in labels]
-    heavy = train(texts, labels, names, config, weights=skewed, progress=False)
+    heavy = train(texts, labels, names, recipe, weights=skewed, run=QUIET)
     probe = ["the thing"]
     assert np.allclose(plain.classifier.predict_proba(probe), ones.classifier.predict_proba(probe))
     p_plain = plain.classifier.predict_proba(probe)[0, 2]
@@ -109,7 +117,7 @@ def test_weights_change_the_model(tiny_training_data):
 )
 def test_bad_arguments(labels, names, match):
     with pytest.raises(ValueError, match=match):
-        train(["x", "y"], labels, names, TrainConfig(**FAST), progress=False)
+        train(["x", "y"], labels, names, TrainRecipe(**FAST), run=QUIET)
 
 
 @pytest.mark.parametrize(
@@ -120,17 +128,17 @@ def test_bad_arguments(labels, names, match):
         ({"dev_fraction": 1.0}, "dev_fraction"),
     ],
 )
-def test_bad_config_is_refused_up_front(change, match):
+def test_bad_recipe_is_refused_up_front(change, match):
     with pytest.raises(ValueError, match=match):
-        train(["x", "y"], ["a", "b"], ["a", "b"], TrainConfig(**{**FAST, **change}))
+        train(["x", "y"], ["a", "b"], ["a", "b"], TrainRecipe(**{**FAST, **change}))
 
 
 def test_progress_bar_only_when_asked(tiny_training_data, capsys):
     texts, labels = tiny_training_data
     names = ["negative", "neutral", "positive"]
-    train(texts, labels, names, TrainConfig(**FAST))  # stderr is not a TTY under pytest
+    train(texts, labels, names, TrainRecipe(**FAST))  # stderr is not a TTY under pytest
     assert capsys.readouterr().err == ""
-    train(texts, labels, names, TrainConfig(**FAST), progress=True)
+    train(texts, labels, names, TrainRecipe(**FAST), run=RunSettings(progress=True))
     assert "epoch 1/4" in capsys.readouterr().err
 
 
@@ -143,7 +151,7 @@ def test_manifest_hash_depends_on_content():
 
 
 def test_class_balance_uses_weighted_counts():
-    from classifier.training import _class_balance
+    from classifier.training_data import _class_balance
 
     y = np.array([0, 0, 0, 1])
     plain = _class_balance(y, np.ones(4, dtype=np.float32), 3)
@@ -151,3 +159,15 @@ def test_class_balance_uses_weighted_counts():
     # Caller weights that already balance the labels are left alone.
     balanced = _class_balance(y, np.array([1, 1, 1, 3], dtype=np.float32), 3)
     assert balanced.tolist() == pytest.approx([1.0, 1.0, 0.0])
+
+
+def test_the_card_keeps_the_recipe_and_never_the_machine(tiny_training_data, tmp_path):
+    texts, labels = tiny_training_data
+    recipe = TrainRecipe(seed=5, **FAST)
+    run = RunSettings(device="cpu", threads=2, feature_cache=str(tmp_path), progress=False)
+    card = train(texts, labels, ["negative", "neutral", "positive"], recipe, run=run).card("train")
+    assert card.recipe == recipe.to_dict() and card.recipe["seed"] == 5
+    assert not {"device", "threads", "num_threads", "feature_cache", "progress"} & set(card.recipe)
+    assert TrainRecipe.from_dict(card.recipe) == recipe
+    # Older cards also kept the machine's settings among the recipe: they are left out.
+    assert TrainRecipe.from_dict({**card.recipe, "device": "cuda", "num_threads": 4}) == recipe

@@ -106,7 +106,8 @@ class LearningEnv:
 
 async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **kw) -> LearningEnv:
     from bot.learning.service import LearningService
-    from classifier.artifacts import load_model, read_metrics
+    from classifier.artifacts import load_model
+    from classifier.card import read_card
     from classifier.predictor import Predictor
     from storage import repositories as repo
     from storage.db import create_engine, create_sessionmaker, upgrade_database
@@ -118,7 +119,7 @@ async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **k
     await upgrade_database(settings.db_url)
     engine = create_engine(settings.db_url)
     sessionmaker = create_sessionmaker(engine)
-    card = read_metrics(folder)
+    card = read_card(folder)
     backbone = json.loads((folder / "config.json").read_text())["backbone"]
     async with sessionmaker.begin() as session:
         await repo.register_model_version(
@@ -126,8 +127,8 @@ async def open_env(tmp_path: Path, tiny_model_dir: Path, tiny_training_data, **k
             "v0001",
             folder=str(folder),
             backbone=backbone,
-            metrics={"eval": card["metrics"]},
-            manifest=card["manifest"],
+            metrics=card.summary_metrics(),
+            manifest=card.summary_manifest(),
         )
         await repo.activate_model_version(session, "v0001")
     predictor = Predictor(load_model(folder), "v0001", max_wait_ms=0.5)

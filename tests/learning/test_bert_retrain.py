@@ -16,21 +16,19 @@ pytest.importorskip("transformers")
 
 @pytest.mark.slow
 async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tiny_training_data):
-    from classifier import bert
     from classifier.artifacts import save_model
-    from classifier.training import TrainConfig, train
+    from classifier.card import read_card
+    from classifier.recipe import RunSettings, TrainRecipe
+    from classifier.training import train
+    from tests.bert_fixtures import write_tiny_bert
 
     texts, labels = tiny_training_data
     words = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())})
-    encoder = bert.write_tiny_bert(tmp_path / "tiny-bert", words=words)
-    config = TrainConfig(backbone="bert", bert_path=str(encoder), bert_mode="frozen", epochs=2)
-    result = train(texts, labels, ["negative", "neutral", "positive"], config, progress=False)
-    active = save_model(
-        result.classifier,
-        tmp_path / "seed" / "v0001",
-        metrics=result.dev_report.to_dict(),
-        manifest=result.manifest,
-    )
+    encoder = write_tiny_bert(tmp_path / "tiny-bert", words=words)
+    recipe = TrainRecipe(backbone="bert", bert_path=str(encoder), bert_mode="frozen", epochs=2)
+    quiet = RunSettings(progress=False)
+    result = train(texts, labels, ["negative", "neutral", "positive"], recipe, run=quiet)
+    active = save_model(result.classifier, tmp_path / "seed" / "v0001", result.card("train"))
     env = await open_env(
         tmp_path / "env",
         active,
@@ -45,7 +43,8 @@ async def test_bert_model_is_retrained_as_bert_on_the_same_encoder(tmp_path, tin
         config = json.loads((folder / "config.json").read_text())
         assert config["backbone"] == "bert" and config["args"]["mode"] == "frozen"
         assert config["args"]["encoder_source"] == str(encoder.resolve())
-        assert "postprocess" not in json.loads((folder / "metrics.json").read_text())
+        card = read_card(folder)
+        assert card.postprocess is None and card.recipe["bert_mode"] == "frozen"
         models = await env.learning.versions.list_models()
         assert models[0].backbone == "bert"
         # The frozen encoder's vectors were kept: a second retrain on the same data finds all of

@@ -15,7 +15,8 @@ import pytest
 from bot.learning.data import USER_LABEL_WEIGHT
 from bot.learning.errors import LearningError, RollbackError, TrainingInProgressError
 from bot.texts import progress_text, retrain_summary
-from tests.learning.conftest import chat_texts, open_env
+from classifier.card import read_card
+from tests.learning.conftest import TRAIN_OVERRIDES, chat_texts, open_env
 
 
 async def label_all(env, user_id: int, truth: dict[str, str], limit: int = 1000) -> int:
@@ -89,15 +90,16 @@ async def test_retrain_promotes_hot_swaps_records_and_rolls_back(env):
     assert pred.model_version == "v0002"
 
     # Model card.
-    card = json.loads((env.settings.models_path / "v0002" / "metrics.json").read_text())
-    assert card["parent"] == "v0001" and card["trigger"] == "admin" and card["requested_by"] == 1
-    manifest = card["manifest"]
-    assert manifest["train"]["rows_per_source"] == {"bootstrap": 36, "queue": outcome.user_rows}
-    assert (
-        len(manifest["eval"]["sha256"]) == 64 and manifest["user_label_weight"] == USER_LABEL_WEIGHT
-    )
-    assert card["metrics"]["eval"]["macro_f1"] == outcome.candidate_report["macro_f1"]
-    assert card["metrics"]["active_eval"]["macro_f1"] == outcome.active_report["macro_f1"]
+    card = read_card(env.settings.models_path / "v0002")
+    assert card.kind == "retrain" and card.origin["parent"] == "v0001"
+    assert card.origin["trigger"] == "admin" and card.origin["requested_by"] == 1
+    data = card.data
+    assert data["train"]["rows_per_source"] == {"bootstrap": 36, "queue": outcome.user_rows}
+    assert len(data["eval"]["sha256"]) == 64 and data["user_label_weight"] == USER_LABEL_WEIGHT
+    assert card.eval["macro_f1"] == outcome.candidate_report["macro_f1"]
+    assert card.active_eval["macro_f1"] == outcome.active_report["macro_f1"]
+    assert card.recipe["epochs"] == TRAIN_OVERRIDES["epochs"]
+    assert "feature_cache" not in card.recipe and "device" not in card.recipe
 
     async with env.sessionmaker() as session:
         run = await repo.last_training_run(session)

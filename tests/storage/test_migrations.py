@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -100,7 +103,7 @@ async def test_a_0001_database_with_data_upgrades_to_the_queue_index(tmp_path):
         await engine.dispose()
     assert (await check_database(url_of(path))).up_to_date is False
     state = await upgrade_database(url_of(path))
-    assert state.up_to_date and state.current == "0002"
+    assert state.up_to_date and state.current == state.head
     conn = sqlite3.connect(path)
     try:
         index = conn.execute(
@@ -158,3 +161,156 @@ async def test_unreachable_database_is_one_clear_error(tmp_path, make_url):
     with pytest.raises(DatabaseUnreachableError, match="DATABASE_URL") as info:
         await upgrade_database(make_url(tmp_path))
     assert "\n" not in str(info.value)
+
+
+# --- 0003: model_versions in the model card's summary shape -------------------------------------
+LEGACY_CARDS = Path(__file__).resolve().parents[1] / "legacy_cards"
+DOCS_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
+LEGACY = ("bootstrap", "cli_train", "retrain", "retrain_postprocessed")
+
+
+def _legacy(name: str) -> dict:
+    """A `metrics.json` as an older sentibot wrote it (its `metrics` and `manifest` are what
+    the database got: the runtime registered a first model so, the learning loop a retrain)."""
+    return json.loads((LEGACY_CARDS / f"{name}.json").read_text())
+
+
+def _insert_versions(path, rows: list[tuple]) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        for i, (metrics, manifest) in enumerate(rows, 1):
+            conn.execute(
+                "INSERT INTO model_versions (version, folder, backbone, status, metrics, manifest,"
+                " created_at) VALUES (?, ?, 'embedding', 'retired', ?, ?, ?)",
+                (
+                    f"v{i:04d}",
+                    f"/m/v{i:04d}",
+                    json.dumps(metrics),
+                    json.dumps(manifest),
+                    f"2026-11-28 23:0{i}:00.000000",
+                ),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _versions(path) -> list[tuple[str, dict, dict]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT version, metrics, manifest FROM model_versions ORDER BY id")
+        return [(v, json.loads(m), json.loads(f)) for v, m, f in rows.fetchall()]
+    finally:
+        conn.close()
+
+
+async def _legacy_database(tmp_path) -> Path:
+    path = tmp_path / "s.db"
+    assert (await upgrade_database(url_of(path), "0002")).current == "0002"
+    cards = [_legacy(name) for name in LEGACY]
+    _insert_versions(path, [(c["metrics"], c["manifest"]) for c in cards] + [(None, None)])
+    return path
+
+
+async def test_0003_rewrites_every_version_into_one_shape_and_back(tmp_path):
+    path = await _legacy_database(tmp_path)
+    before = _versions(path)
+    assert (await upgrade_database(url_of(path))).current == "0003"
+    after = _versions(path)
+    kinds = [manifest["kind"] for _, _, manifest in after]
+    assert kinds == ["bootstrap", "train", "retrain", "retrain", "train"]
+    for (_, old, old_manifest), (_, new, manifest) in zip(before, after, strict=True):
+        assert new["card_version"] == manifest["card_version"] == 1
+        if manifest["kind"] == "retrain":  # the figures were nested: now on top as well
+            assert new["macro_f1"] == old["eval"]["macro_f1"] and new["measured_on"] == "eval"
+            assert new["active_eval"] == old["active_eval"] and new["dev"] == old["dev"]
+        elif old:  # flat: the bootstrap build's eval slice, `sentibot train`'s dev split
+            assert new["macro_f1"] == old["macro_f1"]
+            assert new["measured_on"] == ("eval" if manifest["kind"] == "bootstrap" else "dev")
+        if old_manifest:
+            assert manifest["rows"] == old_manifest["rows"]
+            assert manifest["recipe"]["lr"] == old_manifest["train_config"]["lr"]
+            assert "device" not in manifest["recipe"] and "train_config" not in manifest
+    assert after[-1][1]["macro_f1"] is None and after[-1][1]["measured_on"] is None
+
+    await downgrade_database(url_of(path), "0002")
+    machine = ("device", "num_threads", "feature_cache")  # run settings: not part of a recipe
+    for (_, old, old_manifest), (_, back, back_manifest) in zip(
+        before, _versions(path), strict=True
+    ):
+        if isinstance(old, dict) and "eval" in old:
+            old = {k: v for k, v in old.items() if k != "epochs_run"}  # not in the summary
+        assert back == (old or {})
+        old_manifest = old_manifest or {}
+        recipe = {k: v for k, v in old_manifest.get("train_config", {}).items() if k not in machine}
+        assert back_manifest == {**old_manifest, "train_config": recipe}
+    await upgrade_database(url_of(path))
+    assert _versions(path) == after  # and up again
+
+
+async def test_0003_agrees_with_the_model_card(tmp_path, tiny_model_dir):
+    """The migration keeps its own copy of the rules: it must give what `read_card` and
+    `ModelCard.summary_*` give for a folder holding the same old card."""
+    import shutil
+
+    from classifier.card import read_card
+
+    path = await _legacy_database(tmp_path)
+    await upgrade_database(url_of(path))
+    for name, (_, metrics, manifest) in zip(LEGACY, _versions(path), strict=False):
+        folder = shutil.copytree(tiny_model_dir, tmp_path / name)
+        (folder / "metrics.json").write_text(json.dumps(_legacy(name)))
+        card = read_card(folder)
+        expected = card.summary_metrics()
+        if name == "bootstrap":  # its dev report was only in the folder, never in the database
+            expected["dev"] = None
+        assert metrics == expected, name
+        assert manifest == card.summary_manifest(), name
+
+
+def _documented_queries() -> list[str]:
+    """The `model_versions` statements of docs/schema.md's sqlite3 section."""
+    text = DOCS_SCHEMA.read_text(encoding="utf-8")
+    sql = "\n".join(re.findall(r"```sql\n(.*?)```", text, flags=re.S))
+    statements = [s.strip() for s in sql.split(";")]
+    return [s for s in statements if "FROM model_versions" in s]
+
+
+async def test_documented_model_versions_query_works_for_every_version(tmp_path, tiny_model_dir):
+    from classifier.card import ModelCard, read_card
+    from storage import repositories as repo
+
+    path = await _legacy_database(tmp_path)  # versions written before model cards ...
+    await upgrade_database(url_of(path))
+    report = read_card(tiny_model_dir).dev
+    fresh = [  # ... and after, one of each kind
+        ModelCard("bootstrap", eval=report, dev=report),
+        ModelCard("train", dev=report),
+        ModelCard("retrain", eval=report, active_eval=report, dev=report),
+    ]
+    engine = create_engine(url_of(path))
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            for i, card in enumerate(fresh, 10):
+                await repo.register_model_version(
+                    session,
+                    f"v{i:04d}",
+                    folder=f"/m/v{i:04d}",
+                    backbone="embedding",
+                    metrics=card.summary_metrics(),
+                    manifest=card.summary_manifest(),
+                )
+    finally:
+        await engine.dispose()
+    [query] = _documented_queries()
+    conn = sqlite3.connect(path)
+    try:
+        cursor = conn.execute(query)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        conn.close()
+    assert len(rows) == len(LEGACY) + 1 + len(fresh)
+    with_figures = [r for r in rows if r["version"] != "v0005"]  # v0005 never had any
+    assert all(isinstance(r["macro_f1"], float) for r in with_figures), rows
+    assert {r["measured_on"] for r in with_figures} == {"eval", "dev"}
