@@ -3,8 +3,9 @@
 What the group-commit recorder (`storage.recorder`) writes. The result, and the database
 afterwards, are what `record_scored_message` item by item gives (new messages may get their ids
 in another order), but on SQLite and PostgreSQL with one statement per table for the whole batch
-(users, chats, messages, predictions; plus one to read opt-out flags) instead of one per table
-and message. Backends without INSERT ... ON CONFLICT in SQLAlchemy get the item-by-item path.
+(users, chats, messages, predictions; the opt-out check rides on the users upsert) instead of
+one per table and message. Backends without INSERT ... ON CONFLICT in SQLAlchemy get the
+item-by-item path.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Chat, Prediction, User, utcnow
@@ -58,20 +60,21 @@ async def record_scored_messages(
     neither their user row nor their chat is touched.
     """
     name = dialect_name(session)
-    if dialect_insert(name, User.__table__) is None:  # no INSERT ... ON CONFLICT here
-        results: list[RecordedMessage | None] = []
-        for item in items:
-            out = skip_opted_out and item.user_id is not None
-            if out and await is_opted_out(session, item.user_id):
-                results.append(None)
-            else:
-                results.append(await record_scored_message(session, **asdict(item)))
-        return results
+    if dialect_insert(name, User.__table__) is None:  # no INSERT ... ON CONFLICT: one by one
+        return [await _record_one(session, item, skip_opted_out) for item in items]
     conn = await session.connection()
-    results = []
+    results: list[RecordedMessage | None] = []
     for run in _runs(items):
         results += await _record_run(conn, name, run, skip_opted_out)
     return results
+
+
+async def _record_one(
+    session: AsyncSession, item: ScoredMessage, skip_opted_out: bool
+) -> RecordedMessage | None:
+    if skip_opted_out and item.user_id is not None and await is_opted_out(session, item.user_id):
+        return None
+    return await record_scored_message(session, **asdict(item))
 
 
 def _key(item: ScoredMessage) -> tuple[int, int | None]:
@@ -101,21 +104,19 @@ async def _record_run(
     items by the columns RETURNING gives back, never by position (SQLite does not promise the
     order of a multi-row INSERT's RETURNING)."""
     now = utcnow()
-    authors = {item.user_id for item in items if item.user_id is not None}
+    users = [
+        {"id": i.user_id, "username": i.username, "first_name": i.first_name, "first_seen": now}
+        for i in items
+        if i.user_id is not None
+    ]
     opted_out: set[int] = set()
-    if skip_opted_out and authors:
-        found = await conn.scalars(select(User.id).where(User.id.in_(authors), User.opted_out))
-        opted_out = set(found)
+    if users:  # before messages: messages.user_id references them
+        result = await conn.execute(_users_upsert(name, skip_opted_out), _last_known(users))
+        if skip_opted_out:  # RETURNING left out the opted-out people
+            opted_out = {user["id"] for user in users}.difference(result.scalars())
     kept = [item for item in items if item.user_id not in opted_out]
     if not kept:
         return [None] * len(items)
-    users = [
-        {"id": i.user_id, "username": i.username, "first_name": i.first_name, "first_seen": now}
-        for i in kept
-        if i.user_id is not None
-    ]
-    if users:  # before messages: messages.user_id references them
-        await conn.execute(_users_upsert(name), _last_known(users))
     chats = [
         {"id": i.chat_id, "type": i.chat_type, "title": i.chat_title, "created_at": now}
         for i in kept
@@ -159,8 +160,13 @@ _PREDICTION_INSERT = insert(Prediction.__table__).returning(
 
 
 @lru_cache(maxsize=4)
-def _users_upsert(name: str):
-    return _keep_known_upsert(name, User.__table__, "username", "first_name")
+def _users_upsert(name: str, skip_opted_out: bool):
+    """With `skip_opted_out`, an opted-out person's row is left as it is and RETURNING lists
+    everyone else: the opt-out check is part of the upsert (same statement, same row lock)."""
+    users = User.__table__
+    where = users.c.opted_out.is_not(True) if skip_opted_out else None
+    stmt = _keep_known_upsert(name, users, "username", "first_name", where=where)
+    return stmt.returning(users.c.id) if skip_opted_out else stmt
 
 
 @lru_cache(maxsize=4)
@@ -168,13 +174,14 @@ def _chats_upsert(name: str):
     return _keep_known_upsert(name, Chat.__table__, "type", "title")
 
 
-def _keep_known_upsert(name: str, table: Table, *columns: str):
+def _keep_known_upsert(name: str, table: Table, *columns: str, where: Any = None):
     """INSERT ... ON CONFLICT (id) DO UPDATE `columns`, where a None never overwrites a stored
     value (COALESCE), as `upsert` does row by row (one statement serves every row here)."""
     stmt = dialect_insert(name, table)
     return stmt.on_conflict_do_update(
         index_elements=["id"],
         set_={c: func.coalesce(stmt.excluded[c], table.c[c]) for c in columns},
+        where=where,
     )
 
 

@@ -307,8 +307,9 @@ async def test_received_at_is_when_record_was_called(sm):
 
 def test_statements_compile_for_postgresql():
     dialect = postgresql.dialect()
-    sql = str(_users_upsert("postgresql").compile(dialect=dialect))
+    sql = str(_users_upsert("postgresql", True).compile(dialect=dialect))
     assert "ON CONFLICT (id) DO UPDATE" in sql and "coalesce(excluded.username" in sql
+    assert "WHERE users.opted_out IS NOT true RETURNING users.id" in sql
     sql = str(_chats_upsert("postgresql").compile(dialect=dialect))
     assert "coalesce(excluded.title, chats.title)" in sql
     sql = str(_message_upsert("postgresql").compile(dialect=dialect))
