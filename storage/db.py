@@ -9,9 +9,10 @@ SQLite notes (the default backend):
 - Inside one process a file database gets a pool of ONE connection: units of work queue on an
   asyncio queue instead of several connections sleeping in SQLite's busy handler. Keep sessions
   short, and never open a second session while holding one in the same task.
-- Both are SQLAlchemy's documented aiosqlite recipe (connect / begin events); the driver is used
-  as it comes. Scored messages reach the database in groups (`storage.recorder`), which keeps the
-  per-statement cost of the async driver off each message.
+- The pragmas and the BEGIN come from SQLAlchemy's `connect` / `begin` events (its documented
+  aiosqlite recipe); the driver is used as it comes. A connection the pool drops is rolled back
+  first (see `_on_invalidate`). Scored messages reach the database in groups
+  (`storage.recorder`), which keeps the per-statement cost of the async driver off each message.
 """
 
 from __future__ import annotations
