@@ -9,8 +9,10 @@ SQLite notes (the default backend):
 - Inside one process a file database gets a pool of ONE connection: units of work queue on an
   asyncio queue instead of several connections sleeping in SQLite's busy handler. Keep sessions
   short, and never open a second session while holding one in the same task.
-- `storage._onehop` makes each statement a single trip to aiosqlite's thread (5 trips for a
-  scored message instead of 18).
+- The pragmas and the BEGIN come from SQLAlchemy's `connect` / `begin` events (its documented
+  aiosqlite recipe); the driver is used as it comes. A connection the pool drops is rolled back
+  first (see `_on_invalidate`). Scored messages reach the database in groups
+  (`storage.recorder`), which keeps the per-statement cost of the async driver off each message.
 """
 
 from __future__ import annotations
@@ -77,13 +79,9 @@ def _prepare_sqlite_folder(url: URL) -> None:
         ) from None
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int, one_hop: bool) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        if one_hop:
-            from storage import _onehop
-
-            _onehop.install(dbapi_connection)
         # Let us issue BEGIN ourselves (the driver's implicit BEGIN is DEFERRED).
         dbapi_connection.isolation_level = None
         try:
@@ -102,10 +100,19 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int, one_hop: bo
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        from storage import _onehop
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-        if not _onehop.defer_begin(connection.connection.dbapi_connection, "BEGIN IMMEDIATE"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _exception: Any) -> None:
+        # A task cancelled between a statement and reading its rows (shutdown, a timeout) leaves
+        # an unfinished SQLite statement, and the pool then drops the connection. Closed like
+        # that, SQLite keeps it half open, holding the write lock, until the garbage collector
+        # finds the cursor: everyone else gets "database is locked". A rollback first ends the
+        # transaction and releases the lock at once.
+        try:
+            dbapi_connection.rollback()
+        except Exception as exc:  # outside the event loop (garbage collection), or it is gone
+            log.debug("no rollback before dropping a SQLite connection: %s", exc)
 
 
 def create_engine(
@@ -113,12 +120,9 @@ def create_engine(
     *,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     pool_size: int | None = None,
-    one_hop: bool = True,
     echo: bool = False,
 ) -> AsyncEngine:
     """Build the async engine for DATABASE_URL (the SQLite folder is created).
-
-    `one_hop` (SQLite): run each statement in one trip to aiosqlite's thread (`storage._onehop`).
 
     Raises `DatabaseUnreachableError` for a malformed URL or a missing driver.
     """
@@ -139,7 +143,7 @@ def create_engine(
             f"cannot use DATABASE_URL {describe_url(parsed)}: {exc}"
         ) from None
     if is_sqlite:
-        _install_sqlite_hooks(engine, busy_timeout_ms, one_hop)
+        _install_sqlite_hooks(engine, busy_timeout_ms)
     return engine
 
 

@@ -5,11 +5,13 @@ Every function takes an `AsyncSession` first and never commits; the caller owns 
     async with sessionmaker.begin() as session:
         rec = await repo.record_scored_message(session, chat_id=..., ...)
 
-Modules: messages (users, chats, messages, predictions), labels, queue, dataset, versions, runs,
-audit, stats, users (forget), csvio (export/import). See docs/schema.md for the tables.
+Modules: messages (users, chats, messages, predictions), batch (many scored messages at once),
+labels, queue, dataset, versions, runs, audit, stats, users (forget), csvio (export/import).
+See docs/schema.md for the tables.
 """
 
 from storage.repositories.audit import add_audit, list_audit
+from storage.repositories.batch import ScoredMessage, record_scored_messages
 from storage.repositories.csvio import (
     EXPORT_COLUMNS,
     ImportResult,
@@ -104,6 +106,7 @@ __all__ = [
     "LabelledExample",
     "QueueItem",
     "RecordedMessage",
+    "ScoredMessage",
     "Totals",
     "UndoneLabel",
     "activate_model_version",
@@ -147,6 +150,7 @@ __all__ = [
     "queue_remaining",
     "read_import_csv",
     "record_scored_message",
+    "record_scored_messages",
     "register_model_version",
     "remove_label",
     "resolved_label",

@@ -1,14 +1,14 @@
-"""Engine behaviour: write lock taken at the first statement, one-hop driver and fallback."""
+"""Engine behaviour: write lock taken at the first statement, released when a connection is
+dropped; cancelled units of work."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from storage import _onehop
 from storage.db import create_engine, create_sessionmaker
 from storage.models import Message, Prediction
 from tests.storage.conftest import record
@@ -35,39 +35,26 @@ async def test_first_statement_takes_the_write_lock(db_url):
 
 
 @pytest.mark.sqlite_only
-async def test_connections_use_one_hop_cursors(engine, sm):
-    async with engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).dbapi_connection
-        assert isinstance(raw, _onehop.OneHopConnection)
-    async with sm.begin() as s:
-        rec = await record(s, tg_id=1)
-        rows = (await s.execute(text("SELECT id, text FROM messages"))).all()
-        assert rows == [(rec.message_id, "hello there")]
-        result = await s.execute(text("UPDATE messages SET text = 'x' WHERE id > 0"))
-        assert result.rowcount == 1
-    async with sm.begin():
-        pass  # an empty unit of work sends nothing and leaves no transaction behind
-    async with sm.begin() as s:
-        assert (await s.execute(text("SELECT text FROM messages"))).scalar_one() == "x"
-
-
-async def test_stock_aiosqlite_adapter_still_works(db_url):
-    engine = create_engine(db_url, one_hop=False)
+async def test_a_dropped_connection_releases_the_write_lock_at_once(db_url):
+    """A unit of work cancelled between a statement and its rows leaves an unfinished SQLite
+    statement behind, and the pool drops that connection. The write lock must go with it, not
+    when the garbage collector finds the cursor."""
+    engine = create_engine(db_url)
+    other = create_engine(db_url, busy_timeout_ms=50)
     try:
+        async with create_sessionmaker(engine).begin() as s:
+            for i in range(3):
+                await record(s, tg_id=i)
         async with engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).dbapi_connection
-            assert not isinstance(raw, _onehop.OneHopConnection)
-        sm = create_sessionmaker(engine)
-        async with sm.begin() as s:
-            await record(s, tg_id=1)
-        with pytest.raises(RuntimeError):
-            async with sm.begin() as s:
-                await record(s, tg_id=2)
-                raise RuntimeError("crash")
-        async with sm() as s:
-            assert await s.scalar(select(func.count()).select_from(Message)) == 1
+            await conn.begin()
+            unfinished = await conn.stream(select(Message.id))  # rows not read yet
+            await conn.invalidate()  # what the pool does with a cancelled connection
+            async with create_sessionmaker(other).begin() as s:
+                await record(s, tg_id=99)
+            del unfinished
     finally:
         await engine.dispose()
+        await other.dispose()
 
 
 async def test_cancelled_writers_leave_whole_units_and_a_working_pool(sm):

@@ -19,12 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from storage import repositories as repo
 from storage.models import Chat, Message, Prediction, User
 from storage.recorder import RecorderClosedError, ScoredMessageRecorder
-from storage.repositories.messages import (
-    _PREDICTION_BY_KEY,
+from storage.repositories.batch import (
     ScoredMessage,
-    _batch_statements,
+    _chats_upsert,
+    _users_upsert,
     record_scored_messages,
 )
+from storage.repositories.messages import _message_upsert
 from tests.storage.conftest import PROBS_POS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,6 @@ async def test_50_tasks_x_40_messages_share_transactions(sm):
 
     await asyncio.gather(*(worker(t) for t in range(50)))
     await recorder.close()
-    assert recorder.units == 2000 and recorder.retried_batches == 0
     assert recorder.batches < 1000  # concurrent callers really shared transactions
     async with sm() as s:
         rows = (await s.execute(select(Message.id, Message.text))).all()
@@ -226,7 +226,6 @@ async def test_failing_item_is_isolated_and_gets_its_own_error(sm):
     assert isinstance(results[2], IntegrityError)
     stored = [r for i, r in enumerate(results) if i != 2]
     assert all(not isinstance(r, BaseException) for r in stored)
-    assert recorder.retried_batches == 1
     async with sm() as s:
         texts = sorted(await s.scalars(select(Message.text)))
         assert texts == [f"good {i}" for i in range(5)]
@@ -307,24 +306,22 @@ async def test_received_at_is_when_record_was_called(sm):
 
 
 def test_statements_compile_for_postgresql():
-    users, chats, messages = _batch_statements("postgresql", True)
     dialect = postgresql.dialect()
-    sql = str(users.compile(dialect=dialect))
+    sql = str(_users_upsert("postgresql", True).compile(dialect=dialect))
     assert "ON CONFLICT (id) DO UPDATE" in sql and "coalesce(excluded.username" in sql
     assert "WHERE users.opted_out IS NOT true RETURNING users.id" in sql
-    assert "coalesce(excluded.title, chats.title)" in str(chats.compile(dialect=dialect))
-    sql = str(messages.compile(dialect=dialect))
+    sql = str(_chats_upsert("postgresql").compile(dialect=dialect))
+    assert "coalesce(excluded.title, chats.title)" in sql
+    sql = str(_message_upsert("postgresql").compile(dialect=dialect))
     assert "ON CONFLICT (chat_id, telegram_message_id) DO UPDATE" in sql and "RETURNING" in sql
-    sql = " ".join(str(_PREDICTION_BY_KEY.compile(dialect=dialect)).split())
-    assert "VALUES ((SELECT messages.id FROM messages WHERE messages.chat_id = " in sql
 
 
 CRASH_SCRIPT = """
 import asyncio, os, sys
 sys.path.insert(0, {root!r})
+from sqlalchemy import event
 from storage.db import create_engine, create_sessionmaker
 from storage.recorder import ScoredMessageRecorder
-from storage.repositories import messages
 
 def fields(i):
     return dict(chat_id=-1, chat_type="group", user_id=1, text=f"m{{i}}", model_version="v1",
@@ -332,13 +329,16 @@ def fields(i):
                 telegram_message_id=i)
 
 async def main():
-    recorder = ScoredMessageRecorder(create_sessionmaker(create_engine({url!r})))
+    engine = create_engine({url!r})
+    recorder = ScoredMessageRecorder(create_sessionmaker(engine))
     for i in range(3):  # committed: these must survive the crash
         await recorder.record(**fields(i))
-    real = messages._prediction_values
-    def crash(*args, **kwargs):  # messages of the batch are written, predictions are next
-        os._exit(17)
-    messages._prediction_values = crash
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def crash(conn, cursor, statement, *args):  # the batch's messages are written already
+        if statement.startswith("INSERT INTO predictions"):
+            os._exit(17)
+
     await asyncio.gather(*(recorder.record(**fields(i)) for i in range(10, 20)))
 
 asyncio.run(main())
@@ -359,53 +359,3 @@ def test_process_crash_in_the_middle_of_a_batch_leaves_no_trace(db_path):
         assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (3,)
     finally:
         conn.close()
-
-
-# --- the one-hop driver calls the recorder uses (storage._onehop) -------------------------------
-
-
-def _chat_insert(sync_conn, chat_id: int, chat_type: str | None, *, defer: bool = True) -> None:
-    from sqlalchemy import insert
-
-    from storage import _onehop
-    from storage.models import utcnow
-
-    if defer:
-        assert _onehop.defer_next(sync_conn.connection.dbapi_connection)
-    sync_conn.execute(insert(Chat), {"id": chat_id, "type": chat_type, "created_at": utcnow()})
-
-
-@pytest.mark.sqlite_only
-async def test_deferred_statement_is_sent_with_the_commit_or_dropped_by_rollback(engine, sm):
-    async with engine.begin() as conn:
-        await conn.run_sync(_chat_insert, -1, "group")
-    with pytest.raises(RuntimeError):
-        async with engine.begin() as conn:
-            await conn.run_sync(_chat_insert, -2, "group")
-            raise RuntimeError("give up")
-    async with sm() as s:
-        assert [c.id for c in await s.scalars(select(Chat))] == [-1]
-
-
-@pytest.mark.sqlite_only
-async def test_deferred_statement_error_surfaces_in_its_transaction(engine, sm):
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.run_sync(_chat_insert, -1, None)  # chats.type is NOT NULL
-            await conn.run_sync(_chat_insert, -2, "group", defer=False)
-    assert await count(sm, Chat) == 0
-
-
-@pytest.mark.sqlite_only
-async def test_commit_after_next_commits_with_that_statement(engine, sm):
-    from storage import _onehop
-
-    def insert_and_commit(sync_conn) -> None:
-        assert _onehop.commit_after_next(sync_conn.connection.dbapi_connection)
-        _chat_insert(sync_conn, -1, "group", defer=False)
-
-    with pytest.raises(RuntimeError):
-        async with engine.begin() as conn:
-            await conn.run_sync(insert_and_commit)
-            raise RuntimeError("too late: it is committed")
-    assert await count(sm, Chat) == 1
