@@ -1,139 +1,14 @@
-"""Every user-visible string, in one place. Messages are HTML (`parse_mode` from PTB's `Defaults`,
-set in `bot.app`): user text goes through `bot.markup.esc`, and `fit` keeps each message under
-4,096 characters. Plain-text constants are also what the learning loop raises (a refused label
-or rollback); handlers escape them. What it records in the database (a failed run's error, the
-gate's reasons) is written where it is decided, and the reports quote it.
-"""
+"""What admins see: /status, /export, retraining reports and progress, /models and /rollback."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.markup import esc, fit, quote
+from bot.markup import esc, fit
 
 if TYPE_CHECKING:  # only for type hints: texts imports nothing of the bot at run time
     from bot.learning import results
-    from bot.service import MoodReport, ScoreResult, StatusReport
-
-LABEL_EMOJI = {"negative": "😞", "neutral": "😐", "positive": "😊"}
-
-
-def emoji(label: str) -> str:
-    return LABEL_EMOJI.get(label, "🏷")
-
-
-def percent(confidence: float) -> str:
-    return f"{round(confidence * 100)}%"
-
-
-def label_button(label: str) -> str:
-    return f"{emoji(label)} {label}"
-
-
-# --- scoring and feedback ------------------------------------------------------------------------
-def score_line(label: str, confidence: float) -> str:
-    """`😊 positive · 87%`"""
-    return f"{emoji(label)} {esc(label)} · {percent(confidence)}"
-
-
-def score_reply(result: ScoreResult) -> str:
-    text = score_line(result.label, result.confidence)
-    if not result.stored:
-        text += "\n<i>Not stored: you asked me to forget you. /start lets me remember again.</i>"
-    return text
-
-
-def feedback_done(label: str, confidence: float, chosen: str, who: str | None = None) -> str:
-    """The scored reply after someone pressed a label button (`✓ you said: negative`)."""
-    name = "you" if who is None else esc(who)
-    return f"{score_line(label, confidence)}\n✓ {name} said: {esc(chosen)}"
-
-
-EDITED_PREFIX = "✏️ Re-scored your edit: "
-FEEDBACK_INVALID = "Sorry, that button doesn't work. Send me a new message to score."
-FEEDBACK_ANSWERS = {
-    "ok": "Thanks, noted: {label}",
-    "unchanged": "Already noted: {label}",
-    "not_found": "Sorry, I can't find that message any more (it may have been forgotten).",
-    "wrong_chat": FEEDBACK_INVALID,
-    "unknown_label": "Sorry, that label isn't one I use any more. Send the message again?",
-    "opted_out": "You asked me to forget you, so I don't store labels. /start to opt back in.",
-}
-
-
-def feedback_answer(outcome: str, label: str | None) -> str:
-    """The short callback answer (≤ 200 characters) after a feedback button press."""
-    return FEEDBACK_ANSWERS.get(outcome, FEEDBACK_INVALID).format(label=label or "")
-
-
-TEXT_ONLY = "I read text only: send me a text message and I'll score its sentiment."
-GENERIC_ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
-ADMINS_ONLY = "Sorry, that command is for admins only."
-ANNOTATORS_ONLY = "Sorry, that command is for annotators only."
-UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
-
-# --- /start and /help ----------------------------------------------------------------------------
-INTRO = (
-    "Hi! I'm <b>sentibot</b>. Send me a message and I'll tell you whether it sounds "
-    "<b>negative</b>, <b>neutral</b> or <b>positive</b>, and how sure I am. If I got it wrong, "
-    "tap the right label under my reply: I learn from those corrections.\n"
-    "In groups I score every text message quietly; /mood shows the chat's mood."
-)
-STORAGE_NOTE = (
-    "<b>What I store:</b> the text of messages I score, your Telegram id, username and first "
-    "name, the chat, my predictions and the labels you give. /forget deletes all of it; after "
-    "that I keep only a note that you opted out and store nothing more from you (I still answer "
-    "in private chats) until you send /start again."
-)
-OPTED_BACK_IN = "Welcome back: I'll store your messages and labels again."
-
-
-def help_text(commands: Sequence[tuple[str, str]], *, opted_back_in: bool = False) -> str:
-    """The /start and /help text, listing the commands this person may use."""
-    lines = [INTRO, "", STORAGE_NOTE, "", "<b>Commands:</b>"]
-    lines += [f"/{name} – {esc(description)}" for name, description in commands]
-    if opted_back_in:
-        lines = [OPTED_BACK_IN, ""] + lines
-    return fit("\n".join(lines))
-
-
-# --- /forget -------------------------------------------------------------------------------------
-FORGET_ASK = (
-    "This deletes every message, prediction and label of yours that I have stored, in every chat, "
-    "and I stop storing anything from you until you send /start. Delete everything?"
-)
-FORGET_YES = "Yes, delete everything"
-FORGET_NO = "No, keep it"
-FORGET_CANCELLED = "OK, nothing was deleted."
-FORGET_NOT_YOURS = "Only the person who asked can confirm this."
-
-
-def forget_done(messages: int, labels: int) -> str:
-    return (
-        f"Done: I deleted {messages} message(s) and {labels} label(s) of yours. "
-        "I won't store anything from you until you send /start again."
-    )
-
-
-# --- /mood ---------------------------------------------------------------------------------------
-MOOD_USAGE = "Usage: /mood, /mood 24h or /mood 7d"
-WINDOW_NAMES = {"all": "all time", "24h": "last 24 hours", "7d": "last 7 days"}
-
-
-def mood_text(report: MoodReport) -> str:
-    window = WINDOW_NAMES.get(report.window, report.window)
-    if report.total == 0:
-        return f"No scored messages in this chat ({window}) yet."
-    lines = [f"<b>Mood in this chat</b> ({window}): {report.total} message(s)"]
-    for label, count in report.counts.items():
-        share = count / report.total
-        lines.append(f"{emoji(label)} {esc(label)}: {count} ({percent(share)})")
-    return "\n".join(lines)
-
-
-def mood_caption(report: MoodReport) -> str:
-    return f"Mood ({WINDOW_NAMES.get(report.window, report.window)})"
+    from bot.service import StatusReport
 
 
 # --- /status -------------------------------------------------------------------------------------
@@ -217,48 +92,6 @@ EXPORT_PRIVATE_ONLY = (
     "The export holds messages from every chat, private ones too: send /export in a private "
     "chat with me."
 )
-
-
-# --- the command menu (and /help) ----------------------------------------------------------------
-COMMAND_DESCRIPTIONS = {
-    "start": "start, and opt back in after /forget",
-    "help": "what I do and what I store",
-    "mood": "this chat's mood (add 24h or 7d)",
-    "forget": "delete everything I stored about you",
-    "status": "model, metrics and counts",
-    "export": "labelled data as CSV",
-    "label": "label queued messages",
-    "retrain": "retrain the model now",
-    "models": "model versions",
-    "rollback": "go back to an earlier model",
-}
-
-# --- the /label queue ----------------------------------------------------------------------------
-LABEL_PRIVATE_ONLY = "Labeling happens in a private chat with me: send /label there."
-QUEUE_EMPTY = "🎉 The queue is empty: nothing left to label."
-QUEUE_STOPPED = "Stopped. Thanks for labeling!"
-QUEUE_INVALID = "Sorry, that button doesn't work any more. Send /label to continue."
-QUEUE_BUTTONS = {"skip": "⏭ Skip", "undo": "↩️ Undo", "stop": "⏹ Stop"}
-QUEUE_ANSWERS = {"undo": "Undone", "skip": "Skipped", "label": "Noted: {label}"}
-NOTHING_TO_UNDO = "Nothing to undo."
-# The learning loop refuses these labels with a `LearningError` (plain text).
-OPTED_OUT = "you asked me to forget you, so I don't store your labels; /start to opt back in"
-UNKNOWN_LABEL = "unknown label {label!r}"
-MESSAGE_GONE = "that message is gone (deleted or forgotten)"
-
-
-def queue_progress(done: int, left: int) -> str:
-    return f"Labelled this session: {done} · left in the queue: {left}"
-
-
-def queue_item(view: results.QueueView, done: int) -> str:
-    """The /label message for one item (the text is HTML-escaped and shortened)."""
-    item = view.item
-    guess = ""
-    if item.predicted_label is not None and item.confidence is not None:
-        guess = f"\n<i>Model's guess: {esc(item.predicted_label)} · {percent(item.confidence)}</i>"
-    body = f"<b>How does this message sound?</b>\n\n{quote(item.text, 1500)}{guess}"
-    return fit(f"{body}\n\n{queue_progress(done, view.remaining)}")
 
 
 # --- retraining: /retrain, the schedule, `sentibot retrain` ---------------------------------------
@@ -381,18 +214,3 @@ ROLLED_BACK = (
     "↩️ Rolled back: {from_version} → {to_version} is now active "
     "(eval macro-F1 {macro_f1:.3f} on {eval_rows:,} rows)."
 )
-
-
-# --- `sentibot chat` (plain text in a terminal) and `sentibot up` --------------------------------
-CONSOLE_HELP = """Type a message to score it. Commands:
-  /label <{labels}>   label your last message
-  /mood [24h|7d]      the mood of everything typed here
-  /status             model, metrics and counts
-  /help               this text
-  /quit               leave (Ctrl-D works too)"""
-CONSOLE_WELCOME = "sentibot {version}: type a message, /help, or /quit."
-CONSOLE_UNKNOWN = "Unknown command {command}. /help lists the commands."
-CONSOLE_LABEL_USAGE = "Usage: /label <{labels}>"
-CONSOLE_NOTHING_TO_LABEL = "Nothing to label yet: type a message first."
-CONSOLE_LABELLED = "✓ you said: {label}"
-UP_WITHOUT_TOKEN = "TELEGRAM_BOT_TOKEN is not set: starting the console chat instead."
