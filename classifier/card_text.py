@@ -181,7 +181,7 @@ def _metrics_section(card: ModelCard) -> list[str]:
     on, report = headline
     where = evalset.short() if evalset else f"{on} rows"
     note = card.eval_split if on == "eval" and card.eval_split else ""
-    note = "" if evalset is None or evalset.name in note else f" ({note})"
+    note = "" if not note or evalset is None or evalset.name in note else f" ({note})"
     lines.append(f"Measured on the {where}{note}.")
     if evalset is not None and not evalset.reliable:
         why = "measured on the training data" if not evalset.held_out else "fewer than "
