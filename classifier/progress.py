@@ -155,3 +155,20 @@ def progress(
     """A progress reporter for one step; `enabled=False` (e.g. `RunSettings.progress`) makes it
     silent, None counts as True."""
     return Progress(desc, total, unit, enabled is not False)
+
+
+class EpochClock:
+    """Elapsed time, ETA and "best so far" after each epoch, for the epoch lines the commands
+    print (`tick` from an `on_epoch` callback)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.best = float("-inf")
+
+    def tick(self, epoch: int, epochs: int, dev_macro_f1: float) -> tuple[float, float, bool]:
+        """(elapsed seconds, ETA seconds, whether this epoch is the best so far)."""
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / max(epoch, 1) * max(epochs - epoch, 0)
+        best = dev_macro_f1 > self.best
+        self.best = max(self.best, dev_macro_f1)
+        return elapsed, eta, best
