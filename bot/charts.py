@@ -14,6 +14,7 @@ import asyncio
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 COLORS = {"negative": "#d9534f", "neutral": "#9e9e9e", "positive": "#5cb85c"}
@@ -74,8 +75,11 @@ def _trend_axes(axes: Any, labels: list[str], trend: Sequence[Any]) -> None:
     for label in labels:
         values = [point.counts.get(label, 0) for point in trend]
         axes.plot(times, values, marker="o", markersize=3, color=_color(label), label=label)
-    hourly = len(times) > 1 and (times[1] - times[0]).total_seconds() <= 3600
-    axes.set_title("per hour" if hourly else "per day" if len(times) < 93 else "per week")
+    step = times[1] - times[0] if len(times) > 1 else timedelta(days=1)
+    if len(times) == 1:  # one day: give the axis a width
+        axes.set_xlim(times[0] - step, times[0] + step)
+    hourly = step <= timedelta(hours=1)
+    axes.set_title("per hour" if hourly else "per day" if step <= timedelta(days=1) else "per week")
     axes.set_ylabel("messages")
     axes.set_ylim(bottom=0)
     axes.legend(fontsize=8, frameon=False)

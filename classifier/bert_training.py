@@ -48,7 +48,9 @@ ENCODER_LR = 8e-5
 FINETUNE_HEAD_LR = 1e-3
 FROZEN_HEAD_LR = 1e-2
 WARMUP_FRACTION = 0.1  # of all optimisation steps
-ENCODE_CHUNK = 1024  # texts collated at once when encoding the training set (a progress step)
+# Texts collated at once when encoding the training set, one progress step each: a few seconds
+# of a CPU's work; on a GPU room for several of the encoder's sub-batches (`BATCH_ROWS`).
+ENCODE_CHUNK = {"cpu": 256, "cuda": 2048}
 
 
 def resolve_mode(mode: str | None, device: str | torch.device) -> str:
@@ -210,10 +212,11 @@ def _encode(
     out: dict[bytes, Tensor] = {}
     device = next(encoder.parameters()).device
     ordered = sorted(seqs, key=len)
+    chunk = ENCODE_CHUNK["cuda" if device.type == "cuda" else "cpu"]
     bar = progress("frozen BERT: encoding texts", len(ordered), unit="texts", enabled=enabled)
     with bar, torch.inference_mode():
-        for start in range(0, len(ordered), ENCODE_CHUNK):
-            part = ordered[start : start + ENCODE_CHUNK]
+        for start in range(0, len(ordered), chunk):
+            part = ordered[start : start + chunk]
             batch = {k: v.to(device) for k, v in text_encoder.collate(part).items()}
             pooled = encoder._sorted(batch["input_ids"], batch["attention_mask"])
             for seq, vector in zip(part, pooled, strict=True):

@@ -17,6 +17,7 @@ Nothing here imports tqdm until a bar is drawn.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -100,8 +101,9 @@ class Progress:
         crossed = fraction is not None and fraction >= self._next_fraction
         if crossed or (self._every > 0 and now - self._last_line >= self._every):
             if fraction is not None:
-                while self._next_fraction <= fraction:
-                    self._next_fraction += STEP_FRACTION
+                # The next 10% mark, but not one just past this line (after the quiet period).
+                mark = (math.floor(fraction / STEP_FRACTION + 1e-9) + 1) * STEP_FRACTION
+                self._next_fraction = mark + (STEP_FRACTION if mark - fraction < 0.05 else 0)
             if fraction is None or fraction < 1.0:
                 self._line(now)
 
@@ -159,16 +161,24 @@ def progress(
 
 class EpochClock:
     """Elapsed time, ETA and "best so far" after each epoch, for the epoch lines the commands
-    print (`tick` from an `on_epoch` callback)."""
+    print (`tick` from an `on_epoch` callback). The ETA uses the epochs' own mean duration once
+    there is one (the first epoch's time also holds the data preparation)."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.best = float("-inf")
+        self._ticks: list[float] = []
 
     def tick(self, epoch: int, epochs: int, dev_macro_f1: float) -> tuple[float, float, bool]:
         """(elapsed seconds, ETA seconds, whether this epoch is the best so far)."""
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / max(epoch, 1) * max(epochs - epoch, 0)
+        now = time.monotonic()
+        self._ticks.append(now)
+        elapsed = now - self.started
+        if len(self._ticks) >= 2:
+            per_epoch = (self._ticks[-1] - self._ticks[0]) / (len(self._ticks) - 1)
+        else:
+            per_epoch = elapsed / max(epoch, 1)
+        eta = per_epoch * max(epochs - epoch, 0)
         best = dev_macro_f1 > self.best
         self.best = max(self.best, dev_macro_f1)
         return elapsed, eta, best

@@ -26,7 +26,7 @@ def status_text(report: StatusReport, learning: results.LearningStatus | None = 
         m = report.metrics or {}
         lines = [
             f"<b>Model:</b> {esc(report.model_version)} ({esc(report.backbone or '?')})",
-            f"Macro-F1 {_metric(m, 'macro_f1')} · accuracy {_metric(m, 'accuracy')}"
+            f"macro-F1 {_metric(m, 'macro_f1')} · accuracy {_metric(m, 'accuracy')}"
             + (f" · n={m['n']}" if isinstance(m.get("n"), int) else ""),
             *(esc(line) for line in eval_set_lines(describe_eval(m, report.manifest))),
         ]
@@ -245,4 +245,9 @@ def rolled_back(done: results.RollbackOutcome, verb: str = "Rolled back") -> str
         scored = "its labels are not the eval split's, so it was checked on a probe text only"
     else:
         scored = f"eval macro-F1 {done.macro_f1:.3f} on {done.eval_rows:,} rows"
-    return f"↩️ {verb}: {done.from_version} → {done.to_version} is now active ({scored})."
+    switch = (
+        done.to_version
+        if done.from_version is None
+        else (f"{done.from_version} → {done.to_version}")
+    )
+    return f"↩️ {verb}: {switch} is now active ({scored})."

@@ -79,3 +79,12 @@ def test_a_bar_on_a_terminal(capsys, monkeypatch):
 )
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text
+
+
+def test_epoch_clock_eta_uses_the_epochs_own_duration(monkeypatch):
+    times = iter([0.0, 30.0, 40.0, 50.0])  # 30 s of data preparation, then 10 s per epoch
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(times))
+    clock = progress.EpochClock()
+    assert clock.tick(1, 5, 0.5) == (30.0, 120.0, True)  # nothing better to go by yet
+    assert clock.tick(2, 5, 0.4) == (40.0, 30.0, False)
+    assert clock.tick(3, 5, 0.6) == (50.0, 20.0, True)
