@@ -236,7 +236,9 @@ def _calibration_section(card: ModelCard) -> list[str]:
         )
     before = post.get("before") or {}
     if before:
-        lines.append(f"- before these steps: {_counts(before)}")
+        names = {"dev_macro_f1": "dev macro-F1", "eval_macro_f1": "eval macro-F1"}
+        figures = ", ".join(f"{names.get(k, k)} {_number(v)}" for k, v in before.items())
+        lines.append(f"- before these steps: {figures} (after them: see Metrics)")
     return lines + [""]
 
 
