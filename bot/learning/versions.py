@@ -145,11 +145,10 @@ async def _rollback_target(
 ) -> Any:
     """The version row to go back to, or `RollbackError` saying why there is none."""
     if target is None:
-        rows = await repo.list_model_versions(session)
-        previous = [r for r in rows if r.status == "retired" and r.activated_at is not None]
-        if not previous:
+        previous = _previous_row(await repo.list_model_versions(session))
+        if previous is None:
             raise RollbackError(texts.ROLLBACK_NO_PREVIOUS)
-        return max(previous, key=lambda r: r.activated_at)
+        return previous
     row = await repo.get_model_version(session, target)
     if row is None:
         raise RollbackError(texts.ROLLBACK_UNKNOWN.format(version=target))
@@ -162,10 +161,15 @@ async def _rollback_target(
     return row
 
 
-def previous_version(rows: list[Any]) -> str | None:
+def _previous_row(rows: list[Any]) -> Any:
     """Where /rollback without a version goes: the most recently activated retired version."""
     previous = [r for r in rows if r.status == "retired" and r.activated_at is not None]
-    return max(previous, key=lambda r: r.activated_at).version if previous else None
+    return max(previous, key=lambda r: r.activated_at) if previous else None
+
+
+def previous_version(rows: list[Any]) -> str | None:
+    row = _previous_row(rows)
+    return None if row is None else row.version
 
 
 def _probe(classifier: Classifier, version: str) -> None:

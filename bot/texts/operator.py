@@ -4,10 +4,14 @@ data in and out, and the one-line errors for bad settings. Plain text."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bot.texts.admin import rolled_back
+from classifier.progress import format_seconds
 
 if TYPE_CHECKING:  # only for type hints: texts imports nothing of the bot at run time
     from bot.learning.registry import DeleteOutcome, VersionEntry
+    from bot.learning.results import RollbackOutcome
     from classifier.card import ModelCard
 
 # --- which model answered (`predict`, `eval`) ----------------------------------------------------
@@ -42,8 +46,7 @@ NOTHING_TO_PLOT = "nothing to plot: {what}"
 # --- training ------------------------------------------------------------------------------------
 def epoch_line(epoch: int, epochs: int, f1: float, elapsed: float, eta: float, best: bool) -> str:
     """`epoch 3/10: dev macro-F1 0.612 (best so far), 14 s elapsed, ETA 33 s`"""
-    from classifier.progress import format_seconds as s
-
+    s = format_seconds
     mark = " (best so far)" if best else ""
     left = f", ETA {s(eta)}" if epoch < epochs else ""
     return f"epoch {epoch}/{epochs}: dev macro-F1 {f1:.3f}{mark}, {s(elapsed)} elapsed{left}"
@@ -147,24 +150,24 @@ def models_table(entries: list[VersionEntry]) -> list[str]:
                 "?" if e.eval_set is None else e.eval_set.short(),
             )
         )
+    # Every column but the last padded to its widest cell.
     widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_HEADER) - 1)]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]) for r in rows
     ]
-    lines = [line.rstrip() for line in lines]
     lines += [f"{e.version}: {e.problem}" for e in entries if e.problem]
     return lines
 
 
-def activated(done: Any) -> str:
-    from bot.texts.admin import rolled_back
-
+def activated(done: RollbackOutcome) -> str:
     return rolled_back(done, "Activated").removeprefix("↩️ ")
 
 
 def deleted(done: DeleteOutcome) -> list[str]:
-    what = "its folder and registry row" if done.removed_folder else "its registry row (the "
-    what += "" if done.removed_folder else f"folder {done.folder} is outside MODEL_DIR: kept)"
+    if done.removed_folder:
+        what = "its folder and registry row"
+    else:
+        what = f"its registry row (the folder {done.folder} is outside MODEL_DIR: kept)"
     after = (
         f"/rollback without a version now goes back to {done.rollback_to}"
         if done.rollback_to
