@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from bot.commands import bootstrap, db, model, retrain, run
+from bot import texts
+from bot.commands import bootstrap, data, db, models, predict, retrain, run, train
 from bot.config import Settings, get_settings
-from bot.errors import CliError
+from bot.errors import CliError, SettingError
 from classifier.errors import ClassifierError
+from classifier.progress import configure as configure_progress
 from storage.errors import StorageError
 
 # Exception types that carry a message meant for the person at the terminal.
@@ -31,9 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sentiment-scoring Telegram bot that learns from its users' corrections.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    model.register(subparsers)  # train, eval, predict
+    train.register(subparsers)  # train
+    predict.register(subparsers)  # eval, predict
+    models.register(subparsers)  # models list | show | activate | delete | rollback
     bootstrap.register(subparsers)  # bootstrap
-    db.register(subparsers)  # db upgrade, export, import
+    db.register(subparsers)  # db upgrade
+    data.register(subparsers)  # export, import
     run.register(subparsers)  # run, chat, up
     retrain.register(subparsers)  # retrain
     return parser
@@ -43,9 +50,25 @@ def _load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        setting = str(first["loc"][0]).upper() if first.get("loc") else "settings"
-        raise CliError(f"bad setting {setting}: {first['msg']}") from None
+        raise SettingError(setting_error(exc)) from None
+    except SettingsError as exc:  # e.g. an unreadable .env
+        raise SettingError(f"{exc}; {texts.SETTING_HINT}") from None
+
+
+def setting_error(exc: ValidationError) -> str:
+    """One line for the first bad setting: its name, the value given, what is wrong, the fix."""
+    errors = exc.errors()
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    error = (first.get("ctx") or {}).get("error")
+    if first.get("type") == "value_error" and error is not None:
+        return f"{error}{more}"  # our validators name the setting and the fix themselves
+    setting = str(first["loc"][0]).upper() if first.get("loc") else "settings"
+    given = first.get("input")
+    shown = "" if given is None or isinstance(given, dict) else f"={str(given)[:60]!r}"
+    message = str(first["msg"])
+    message = message[:1].lower() + message[1:]
+    return f"bad setting {setting}{shown}: {message}{more}; {texts.SETTING_HINT}"
 
 
 # Libraries that log every migration step or HTTP request at INFO; their INFO lines drown
@@ -69,12 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _load_settings()
         _configure_logging(settings.log_level)
+        configure_progress(every_seconds=settings.progress_log_seconds)
         return int(args.handler(args, settings) or 0)
     except USER_FACING_ERRORS as exc:
         print(f"sentibot: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sentibot predict - | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

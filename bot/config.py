@@ -6,11 +6,15 @@ call `get_settings()` (or build `Settings(...)` in tests).
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot import texts
 
 DEFAULT_LABELS = ("negative", "neutral", "positive")
 
@@ -34,6 +38,31 @@ def _parse_id_list(value: object) -> list[int]:
     return ids
 
 
+# Synchronous drivers SQLAlchemy picks for these schemes: sentibot needs an async one.
+_SYNC_SQLITE = ("sqlite", "sqlite+pysqlite")
+_SYNC_POSTGRES = ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+pg8000")
+
+
+def check_database_url(url: str) -> None:
+    """ValueError naming the fix for a DATABASE_URL sentibot cannot use (a sync driver, an
+    async driver that is not installed, not a URL). The password never appears."""
+    scheme, sep, rest = url.strip().partition("://")
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url.strip())
+    if not sep or not scheme:
+        raise ValueError(
+            f"DATABASE_URL={shown} is not a database URL: use e.g. "
+            "sqlite+aiosqlite:///data/sentibot.db or postgresql+asyncpg://user:pw@host/db"
+        )
+    scheme = scheme.lower()
+    rest = shown.partition("://")[2]
+    if scheme in _SYNC_SQLITE:
+        raise ValueError(texts.SYNC_SQLITE.format(url=shown, rest=rest))
+    if scheme in _SYNC_POSTGRES:
+        raise ValueError(texts.SYNC_POSTGRES.format(url=shown, rest=rest))
+    if scheme == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
+        raise ValueError(texts.NO_ASYNCPG.format(url=shown))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -42,6 +71,9 @@ class Settings(BaseSettings):
     model_dir: Path | None = None  # default: <DATA_DIR>/models
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Off a terminal, long steps log progress every 10% or this many seconds (0: every 10% of
+    # every step, short ones too; `classifier.progress`).
+    progress_log_seconds: float = Field(default=10.0, ge=0)
 
     # --- classifier ----------------------------------------------------------------------------
     backbone: Literal["embedding", "bert"] = "embedding"
@@ -83,6 +115,13 @@ class Settings(BaseSettings):
         if value.startswith("cuda:") and value[5:].isdigit():
             return value
         raise ValueError("DEVICE must be auto, cpu, cuda or cuda:N")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_database_url(value)
+        return value
 
     @model_validator(mode="after")
     def _derived_paths(self) -> Settings:

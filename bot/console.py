@@ -3,7 +3,9 @@
 Each line is scored, stored as chat `console` (chat id 0, user id 0) and answered with the label
 and confidence. `/label <word>` labels the last message, `/mood [24h|7d]`, `/status`, `/help` and
 `/quit` work too. It reads a pipe as well as a terminal (prompts only on a terminal), so it can be
-scripted: `printf 'I love it\n/label positive\n' | sentibot chat`.
+scripted: `printf 'I love it\n/label positive\n' | sentibot chat`; bytes that are not UTF-8 are
+read as U+FFFD (`sentibot chat` reconfigures stdin). A version activated elsewhere (`sentibot
+models activate`, a rollback) is swapped in before the next line is scored.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import asyncio
 import html
 import re
 import threading
-from typing import TextIO
+import time
+from typing import TYPE_CHECKING, TextIO
 
 from bot import texts
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.service import Author, ChatRef, ScoreResult, SentimentService
+
+if TYPE_CHECKING:
+    from bot.learning.versions import ModelVersions
 
 CONSOLE_CHAT = ChatRef(0, "console", "console")
 CONSOLE_USER = Author(0, "console", "console")
@@ -28,13 +34,32 @@ def plain(text: str) -> str:
     return html.unescape(re.sub(r"</?[a-zA-Z][^<>]*>", "", text))
 
 
-class ConsoleChat:
-    """One console session: remembers the last scored message for /label."""
+# How often the console checks the database's active version (`sentibot models activate` or a
+# rollback elsewhere): at most once a second, before the line it answers.
+SYNC_EVERY_S = 1.0
 
-    def __init__(self, service: SentimentService, out: TextIO) -> None:
+
+class ConsoleChat:
+    """One console session: remembers the last scored message for /label, and follows the
+    database's active version (`versions`: the learning loop's `ModelVersions`)."""
+
+    def __init__(
+        self, service: SentimentService, out: TextIO, versions: ModelVersions | None = None
+    ) -> None:
         self.service = service
         self.out = out
+        self.versions = versions
         self.last: ScoreResult | None = None
+        self._synced = time.monotonic()
+
+    async def follow_active(self) -> None:
+        """Swap in a version activated elsewhere, and say so."""
+        if self.versions is None or time.monotonic() - self._synced < SYNC_EVERY_S:
+            return
+        self._synced = time.monotonic()
+        version = await self.versions.sync_active_model()
+        if version is not None:
+            self.say(texts.CONSOLE_NOW_SERVING.format(version=version), html_text=False)
 
     def say(self, text: str, *, html_text: bool = True) -> None:
         """Print a line; `html_text`: it comes from `bot.texts` (HTML) and is converted."""
@@ -62,6 +87,7 @@ class ConsoleChat:
         elif command.startswith("/") and " " not in command and len(command) > 1:
             self.say(texts.CONSOLE_UNKNOWN.format(command=command), html_text=False)
         else:
+            await self.follow_active()
             self.last = await self.service.score_message(CONSOLE_CHAT, CONSOLE_USER, line)
             self.say(texts.score_line(self.last.label, self.last.confidence))
         return True
@@ -109,7 +135,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Read lines until EOF or /quit; returns the exit code."""
     runtime = await Runtime.open(settings)
     try:
-        chat = ConsoleChat(runtime.service, stdout)
+        chat = ConsoleChat(runtime.service, stdout, runtime.learning.versions)
         interactive = stdin.isatty()
         if interactive:
             chat.say(texts.CONSOLE_WELCOME.format(version=runtime.predictor.version))

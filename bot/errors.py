@@ -1,7 +1,8 @@
 """Errors the CLI turns into one clear line (no traceback).
 
 `UsageError` is something the person typing the command can fix (exit code 2); `OperatorError` is a
-bad setting, path or unreachable service (exit code 1).
+bad path or an unreachable service (exit code 1); `SettingError` a bad setting, named with its
+fix (exit code 2).
 """
 
 
@@ -15,3 +16,9 @@ class UsageError(CliError):
 
 class OperatorError(CliError):
     exit_code = 1
+
+
+class SettingError(OperatorError):
+    """A bad setting (environment or `.env`): the message names it and says what to set."""
+
+    exit_code = 2

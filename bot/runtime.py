@@ -17,18 +17,21 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import texts
 from bot.config import Settings
 from bot.errors import OperatorError
 from bot.learning.data import LearningOptions
+from bot.learning.folders import folder_path
+from bot.learning.registry import read_folder, register_folder
 from bot.learning.service import LearningService
 from bot.service import SentimentService
 from classifier.artifacts import list_model_dirs, load_model, next_version_dir
 from classifier.bootstrap import build_bootstrap_model
-from classifier.card import read_card
 from classifier.device import resolve_device
 from classifier.errors import ModelFolderError
 from classifier.model import Classifier
 from classifier.predictor import Predictor
+from classifier.progress import EpochClock
 from classifier.recipe import RunSettings
 from storage import repositories as repo
 from storage.db import create_engine, create_sessionmaker, upgrade_database
@@ -57,7 +60,7 @@ class Runtime:
         `learning_options`: how the learning loop trains (default: production's; tests pass a
         tiny corpus and few epochs).
         """
-        await upgrade_database(settings.db_url)
+        await upgrade_database(settings.db_url, model_dir=settings.models_path)
         engine = create_engine(settings.db_url)
         try:
             sessionmaker = create_sessionmaker(engine)
@@ -118,10 +121,16 @@ async def _active_model(
     async with sessionmaker() as session:
         active = await repo.get_active_model_version(session)
     if active is not None:
-        classifier = await asyncio.to_thread(load_model, Path(active.folder), device)
+        folder = folder_path(settings.models_path, active.folder)
+        try:
+            classifier = await asyncio.to_thread(load_model, folder, device)
+        except ModelFolderError as exc:
+            raise OperatorError(
+                texts.ACTIVE_DOES_NOT_LOAD.format(version=active.version, error=exc)
+            ) from None
         return classifier, active.version
     folder, classifier = await _first_model(settings, device)
-    await _register_active(sessionmaker, folder, classifier)
+    await _register_active(sessionmaker, settings.models_path, folder)
     return classifier, folder.name
 
 
@@ -140,11 +149,23 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
         model_dir,
         folder,
     )
+    clock = EpochClock()
+
+    def log_epoch(epoch: int, epochs: int, f1: float) -> None:
+        log.info(
+            "bootstrap model: %s",
+            texts.epoch_line(epoch, epochs, f1, *clock.tick(epoch, epochs, f1)),
+        )
+
     try:
         run = RunSettings(device=device)
         folder = Path(
             await asyncio.to_thread(
-                build_bootstrap_model, folder, run=run, backbone=settings.backbone
+                build_bootstrap_model,
+                folder,
+                run=run,
+                backbone=settings.backbone,
+                on_epoch=log_epoch,
             )
         )
     except Exception as exc:
@@ -156,18 +177,12 @@ async def _first_model(settings: Settings, device: str) -> tuple[Path, Classifie
 
 
 async def _register_active(
-    sessionmaker: async_sessionmaker[AsyncSession], folder: Path, classifier: Classifier
+    sessionmaker: async_sessionmaker[AsyncSession], models_path: Path, folder: Path
 ) -> None:
-    card = await asyncio.to_thread(read_card, folder)
-    absolute = await asyncio.to_thread(folder.resolve)
+    """Register the first model (or reuse its row: `sentibot train` registered it as a
+    candidate) and make it active."""
+    summary = await asyncio.to_thread(read_folder, folder)
     async with sessionmaker.begin() as session:
-        await repo.register_model_version(
-            session,
-            folder.name,
-            folder=str(absolute),
-            backbone=str(classifier.config.get("backbone", "embedding")),
-            metrics=card.summary_metrics(),
-            manifest=card.summary_manifest(),
-        )
-        await repo.activate_model_version(session, folder.name)
+        await register_folder(session, models_path, folder, summary)
+        await repo.activate_model_version(session, folder.name, reason=texts.FIRST_START_REASON)
     log.info("registered %s as the active model", folder.name)

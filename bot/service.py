@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.trend import TrendPoint, build_trend
 from classifier.predictor import Predictor
 from storage import repositories as repo
 from storage.errors import NotFoundError
@@ -87,6 +88,7 @@ class LabelResult:
 class MoodReport:
     window: str
     counts: dict[str, int]  # label → messages, in the model's label order
+    trend: tuple[TrendPoint, ...] = ()  # per hour (24h) or day (weeks for long spans)
 
     @property
     def total(self) -> int:
@@ -102,6 +104,7 @@ class StatusReport:
     labels: int
     labelled_messages: int
     untrained_labels: int
+    manifest: dict[str, Any] | None = None  # the version's data manifest (card summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,17 +248,21 @@ class SentimentService:
 
     # --- reports ---------------------------------------------------------------------------------
     async def mood(self, chat_id: int, window: str = "all") -> MoodReport:
-        """Messages per predicted label in one chat, over `all` time, the last `24h` or `7d`."""
+        """Messages per predicted label in one chat, over `all` time, the last `24h` or `7d`,
+        and their trend (per hour over 24h, else per day)."""
         if window not in WINDOWS:
             raise ValueError(f"unknown window {window!r}")
-        span = WINDOWS[window]
-        since = None if span is None else datetime.now(UTC) - span
+        span, now = WINDOWS[window], datetime.now(UTC)
+        since = None if span is None else now - span
+        hourly = window == "24h"
         async with self.sessionmaker() as session:
             counts = await repo.mood_counts(session, chat_id, since=since)
+            rows = await repo.mood_trend(session, chat_id, since=since, hourly=hourly)
         ordered = {label: int(counts.get(label, 0)) for label in self.labels}
         for label, count in counts.items():  # labels of older models, if any
             ordered.setdefault(label, int(count))
-        return MoodReport(window, ordered)
+        trend = build_trend(rows, list(ordered), since=since, now=now, hourly=hourly)
+        return MoodReport(window, ordered, tuple(trend))
 
     async def status(self) -> StatusReport:
         """Active model and its eval metrics, counts, labels not yet trained on."""
@@ -272,6 +279,7 @@ class SentimentService:
             labels=totals.labels,
             labelled_messages=totals.labelled_messages,
             untrained_labels=totals.new_labels,
+            manifest=None if active is None else active.manifest,
         )
 
     # --- privacy and export ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Model folders: atomic save, validating load, version naming.
 
 A folder holds `config.json`, `model.safetensors`, the backbone's text-encoder files
-(`vocab.json` or `tokenizer/`) and its model card `metrics.json` (`classifier.card`).
+(`vocab.json` or `tokenizer/`), its model card `metrics.json` (`classifier.card`) and the card
+in words, `README.md` (`classifier.card_text.render_readme`; never read back).
 `save_model` writes everything into a hidden temporary sibling and renames it into place, so a
 reader never sees a half-written folder. `load_model` checks every file before returning and
 raises one `ModelFolderError` naming the first bad file; it never returns a half-loaded model.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.card import CARD_FILE, ModelCard, read_card
+from classifier.card_text import README_FILE, render_readme
 from classifier.errors import ModelFolderError
 from classifier.model import ARCHITECTURE, FORMAT_VERSION, Classifier
 
@@ -69,6 +71,8 @@ def save_model(classifier: Classifier, out_dir: str | Path, card: ModelCard) -> 
             raise ModelFolderError(f"{out}: text encoder did not write {', '.join(missing)}")
         card = replace(card, versions=library_versions())
         _write_json(tmp / CARD_FILE, card.to_dict())
+        readme = render_readme(card, version=out.name, labels=list(classifier.labels))
+        (tmp / README_FILE).write_text(readme, encoding="utf-8")
         _fsync_tree(tmp)
         # Atomic on one filesystem. If `out` appeared meanwhile, rename fails when it has
         # files but silently replaces an EMPTY folder (POSIX rename semantics).

@@ -33,6 +33,7 @@ from classifier.bert_pretrained import (
     resolve_bert_path,
 )
 from classifier.modules import BackboneRun, SentenceClassifierModule
+from classifier.progress import progress
 from classifier.recipe import RunSettings, TrainRecipe
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ ENCODER_LR = 8e-5
 FINETUNE_HEAD_LR = 1e-3
 FROZEN_HEAD_LR = 1e-2
 WARMUP_FRACTION = 0.1  # of all optimisation steps
-ENCODE_CHUNK = 4096  # texts collated at once when encoding the training set
+# Texts collated at once when encoding the training set, one progress step each: a few seconds
+# of a CPU's work; on a GPU room for several of the encoder's sub-batches (`BATCH_ROWS`).
+ENCODE_CHUNK = {"cpu": 256, "cuda": 2048}
 
 
 def resolve_mode(mode: str | None, device: str | torch.device) -> str:
@@ -172,7 +175,8 @@ def encode_once(
         len(cache),
         len(missing),
     )
-    cache.update(_encode(BertEncoder(model, frozen=True).to(device), text_encoder, missing))
+    encoder = BertEncoder(model, frozen=True).to(device)
+    cache.update(_encode(encoder, text_encoder, missing, enabled=run.progress))
     return cache, stored
 
 
@@ -197,18 +201,25 @@ def save_features(encoder: BertEncoder, run: RunSettings, sha256: str) -> None:
 
 
 def _encode(
-    encoder: BertEncoder, text_encoder: BertTextEncoder, seqs: list[np.ndarray]
+    encoder: BertEncoder,
+    text_encoder: BertTextEncoder,
+    seqs: list[np.ndarray],
+    *,
+    enabled: bool | None = True,
 ) -> dict[bytes, Tensor]:
     """Pooled vectors of `seqs`, collated in length-sorted chunks (one giant padded matrix
-    would waste memory)."""
+    would waste memory), with progress (minutes on a CPU for tens of thousands of texts)."""
     out: dict[bytes, Tensor] = {}
     device = next(encoder.parameters()).device
     ordered = sorted(seqs, key=len)
-    with torch.inference_mode():
-        for start in range(0, len(ordered), ENCODE_CHUNK):
-            part = ordered[start : start + ENCODE_CHUNK]
+    chunk = ENCODE_CHUNK["cuda" if device.type == "cuda" else "cpu"]
+    bar = progress("frozen BERT: encoding texts", len(ordered), unit="texts", enabled=enabled)
+    with bar, torch.inference_mode():
+        for start in range(0, len(ordered), chunk):
+            part = ordered[start : start + chunk]
             batch = {k: v.to(device) for k, v in text_encoder.collate(part).items()}
             pooled = encoder._sorted(batch["input_ids"], batch["attention_mask"])
             for seq, vector in zip(part, pooled, strict=True):
                 out[seq.tobytes()] = vector.clone()
+            bar.update(len(part))
     return out

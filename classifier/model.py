@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,23 +64,38 @@ class Classifier:
     def state_to_save(self) -> dict[str, torch.Tensor]:
         return get_backbone(self.backbone).state_to_save(self.module)
 
-    def logits_of_ids(self, seqs: Sequence[np.ndarray], batch_size: int = 1024) -> torch.Tensor:
-        """Logits [N, num_labels] (on CPU) for already tokenised texts."""
+    def logits_of_ids(
+        self,
+        seqs: Sequence[np.ndarray],
+        batch_size: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Logits [N, num_labels] (on CPU) for already tokenised texts; `on_batch(n)` is called
+        after each batch of n texts (progress)."""
         out = []
         self.module.eval()
         with torch.inference_mode():
             for start in range(0, len(seqs), batch_size):
-                batch = self.text_encoder.collate(seqs[start : start + batch_size])
+                part = seqs[start : start + batch_size]
+                batch = self.text_encoder.collate(part)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 out.append(self.module(batch).float().cpu())
+                if on_batch is not None:
+                    on_batch(len(part))
         if not out:
             return torch.zeros((0, len(self.labels)))
         return torch.cat(out)
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)); any string is valid input."""
         seqs = self.text_encoder.tokenize(list(texts), self.max_tokens)
-        return torch.softmax(self.logits_of_ids(seqs, batch_size), dim=-1).numpy()
+        logits = self.logits_of_ids(seqs, batch_size, on_batch)
+        return torch.softmax(logits, dim=-1).numpy()
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most likely label of each text."""

@@ -82,4 +82,6 @@ class RunSettings:
     # (`classifier.bert_features`), so a retrain encodes only texts it has not seen. The bot
     # passes DATA_DIR/cache/bert-features.
     feature_cache: str | None = None
-    progress: bool | None = None  # tqdm bar per epoch (None: when stderr is a terminal)
+    # Progress of the long steps (`classifier.progress`): a bar on a terminal, log lines
+    # elsewhere. False: silent (the retrain worker reports epochs its own way).
+    progress: bool | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from classifier.card import ModelCard, TrainingLog
 from classifier.metrics import EvalReport, report_from_indices
 from classifier.model import Classifier, make_config
 from classifier.modules import BackboneRun, get_backbone
+from classifier.progress import progress
 from classifier.recipe import RunSettings, TrainRecipe
 from classifier.training_data import TrainingData, effective_batch_size, prepare_data
 
@@ -59,12 +59,6 @@ class TrainResult:
             "training": training,
         }
         return ModelCard(kind=kind, **{**known, **fields})
-
-
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def train(
@@ -179,11 +173,10 @@ def _train(
     # Tokenise once; every epoch only gathers and concatenates id arrays.
     seqs = classifier.text_encoder.tokenize(data.train_texts, recipe.max_tokens)
     dev_seqs = classifier.text_encoder.tokenize(data.dev_texts, recipe.max_tokens)
-    use_bar = _progress_enabled(run.progress)
     stopper = _EarlyStopping(recipe.patience, enabled=data.dev_source != "train")
     epoch = 0
     for epoch in range(1, recipe.epochs + 1):
-        _run_epoch(classifier, seqs, data, optimizers, schedulers, recipe, rng, epoch, use_bar)
+        _run_epoch(classifier, seqs, data, optimizers, schedulers, recipe, rng, epoch, run)
         f1 = _dev_report(classifier, dev_seqs, data.y_dev, label_names).macro_f1
         log.debug("epoch %d/%d: dev macro-F1 %.4f", epoch, recipe.epochs, f1)
         if on_epoch is not None:
@@ -220,7 +213,7 @@ def _run_epoch(
     recipe: TrainRecipe,
     rng: np.random.Generator,
     epoch: int,
-    use_bar: bool,
+    run: RunSettings,
 ) -> None:
     module, device, collate = classifier.module, classifier.device, classifier.text_encoder.collate
     y, w = data.y_train, data.w_train
@@ -228,11 +221,7 @@ def _run_epoch(
     order = rng.permutation(len(seqs))
     batch_size = effective_batch_size(len(order), recipe.batch_size)
     steps = math.ceil(len(order) / batch_size)
-    bar = None
-    if use_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, unit="batch")
+    bar = progress(f"epoch {epoch}/{recipe.epochs}", steps, unit="batches", enabled=run.progress)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in collate([seqs[i] for i in idx]).items()}
@@ -247,8 +236,6 @@ def _run_epoch(
             opt.step()
         for scheduler in schedulers:
             scheduler.step()
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     module.eval()

@@ -155,12 +155,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 # --- migrations ------------------------------------------------------------------------------
 
 
-def alembic_config(connection: Any = None):
-    """An Alembic `Config` built in code (no alembic.ini), so it works from an installed package."""
+def alembic_config(connection: Any = None, attributes: dict[str, Any] | None = None):
+    """An Alembic `Config` built in code (no alembic.ini), so it works from an installed package.
+
+    `attributes` reach the migrations as `context.config.attributes` (`model_dir`: MODEL_DIR,
+    which migration 0005 stores folders relative to).
+    """
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes.update(attributes or {})
     if connection is not None:
         config.attributes["connection"] = connection
     return config
@@ -228,17 +233,21 @@ async def check_database(url: str | URL) -> DatabaseState:
     return DatabaseState(shown, current, head)
 
 
-def _run_alembic(sync_connection: Any, command_name: str, revision: str) -> None:
+def _run_alembic(
+    sync_connection: Any, command_name: str, revision: str, attributes: dict[str, Any]
+) -> None:
     from alembic import command
 
     alembic_log = logging.getLogger("alembic")
     if alembic_log.level == logging.NOTSET:
         alembic_log.setLevel(logging.WARNING)  # its INFO lines say nothing an operator needs
 
-    getattr(command, command_name)(alembic_config(sync_connection), revision)
+    getattr(command, command_name)(alembic_config(sync_connection, attributes), revision)
 
 
-async def _migrate(url: str | URL, command_name: str, revision: str) -> DatabaseState:
+async def _migrate(
+    url: str | URL, command_name: str, revision: str, attributes: dict[str, Any] | None = None
+) -> DatabaseState:
     shown = describe_url(url)
     engine = create_engine(url)
     try:
@@ -247,7 +256,7 @@ async def _migrate(url: str | URL, command_name: str, revision: str) -> Database
             _refuse_if_too_new(shown, current)
             if command_name == "upgrade" and current != _head_and_known()[0]:
                 log.info("migrating %s from %s to %s", shown, current or "empty", revision)
-            await conn.run_sync(_run_alembic, command_name, revision)
+            await conn.run_sync(_run_alembic, command_name, revision, attributes or {})
             current = await conn.run_sync(_current_revision)
     except (DBAPIError, OSError) as exc:
         raise await _unreachable(shown, exc) from None
@@ -257,15 +266,24 @@ async def _migrate(url: str | URL, command_name: str, revision: str) -> Database
     return DatabaseState(shown, current, head)
 
 
-async def upgrade_database(url: str | URL, revision: str = "head") -> DatabaseState:
+async def upgrade_database(
+    url: str | URL, revision: str = "head", *, model_dir: str | Path | None = None
+) -> DatabaseState:
     """Run the migrations up to `revision` (default: head), in one transaction.
 
-    Raises `DatabaseTooNewError` when the database was migrated by a newer sentibot and
-    `DatabaseUnreachableError` when it cannot be opened.
+    `model_dir`: MODEL_DIR, for migration 0005 (model folders stored relative to it); without
+    it the stored folders stay as they are. Raises `DatabaseTooNewError` when the database was
+    migrated by a newer sentibot and `DatabaseUnreachableError` when it cannot be opened.
     """
-    return await _migrate(url, "upgrade", revision)
+    return await _migrate(url, "upgrade", revision, _attributes(model_dir))
 
 
-async def downgrade_database(url: str | URL, revision: str) -> DatabaseState:
+async def downgrade_database(
+    url: str | URL, revision: str, *, model_dir: str | Path | None = None
+) -> DatabaseState:
     """Run the migrations down to `revision` (`base` = empty). For tests and admins."""
-    return await _migrate(url, "downgrade", revision)
+    return await _migrate(url, "downgrade", revision, _attributes(model_dir))
+
+
+def _attributes(model_dir: str | Path | None) -> dict[str, Any]:
+    return {} if model_dir is None else {"model_dir": str(model_dir)}

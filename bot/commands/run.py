@@ -13,7 +13,7 @@ import signal
 import sys
 
 from bot import texts
-from bot.errors import OperatorError
+from bot.errors import SettingError
 
 # What @BotFather hands out: "<bot id>:<35 characters of [A-Za-z0-9_-]>" (we accept 30+).
 TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,}$")
@@ -44,14 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_token(token: str | None) -> str:
-    """The token, or OperatorError with one clear line (never echoing the token itself)."""
+    """The token, or SettingError with one clear line (never echoing the token itself)."""
     if not token:
-        raise OperatorError(
+        raise SettingError(
             "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in .env "
             "(or use `sentibot chat` to try sentibot offline)"
         )
     if not TOKEN_PATTERN.match(token.strip()):
-        raise OperatorError(
+        raise SettingError(
             "TELEGRAM_BOT_TOKEN is malformed: expected <digits>:<35 letters, digits, _ or ->, "
             "as @BotFather gives it"
         )
@@ -85,6 +85,11 @@ def chat_command(args: argparse.Namespace, settings) -> int:
     """The console chat over stdin/stdout."""
     from bot.console import run_console
 
+    # Bytes that are not UTF-8 (a latin-1 file piped in) are read as U+FFFD: each line still
+    # gets its answer, and the ones after it too.
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
     return asyncio.run(run_console(settings, sys.stdin, sys.stdout))
 
 

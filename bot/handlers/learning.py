@@ -130,9 +130,13 @@ async def _retrain_task(
 
 
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """List model versions, newest first (admins)."""
+    """List model versions, newest first, and chart their macro-F1 (admins)."""
     listed = await runtime(context).learning.versions.list_models()
     await update.effective_message.reply_text(texts.models_text(listed))
+    points = charts.version_points(list(reversed(listed)))
+    if points:
+        png = await charts.render_versions(points, texts.MODELS_CHART_TITLE)
+        await update.effective_message.reply_photo(png, caption=texts.MODELS_CHART_CAPTION)
 
 
 async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -147,7 +151,7 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except RollbackError as exc:
         await message.reply_text(texts.esc(texts.ROLLBACK_REFUSED.format(reason=exc)))
         return
-    await message.reply_text(texts.esc(texts.ROLLED_BACK.format(**vars(done))))
+    await message.reply_text(texts.esc(texts.rolled_back(done)))
 
 
 def register(application: Application, settings: Settings) -> None:

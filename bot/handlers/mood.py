@@ -1,4 +1,5 @@
-"""/mood [24h|7d]: the distribution of predicted labels in this chat, as text and a chart."""
+"""/mood [24h|7d]: the distribution of predicted labels in this chat, as text and a chart with
+the trend (per hour over 24h, else per day)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ async def mood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     report = await runtime(context).service.mood(chat_of(update).id, window)
     await update.effective_message.reply_text(texts.mood_text(report))
     if report.total:
-        png = await charts.render_mood_chart(report.counts, texts.mood_caption(report))
+        png = await charts.render_mood_chart(
+            report.counts, texts.mood_caption(report), report.trend
+        )
         await update.effective_message.reply_photo(png, caption=texts.mood_caption(report))
 
 

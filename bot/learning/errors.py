@@ -17,3 +17,11 @@ class TrainingInProgressError(LearningError):
 
 class RollbackError(LearningError):
     """A rollback that was refused (unknown version, folder that does not load or score…)."""
+
+
+class RegistryError(LearningError):
+    """A model registry request that was refused (unknown version, the active one deleted…)."""
+
+
+class RejectedVersionError(RollbackError):
+    """The target is a version the promotion gate rejected (`activate --force` overrides)."""

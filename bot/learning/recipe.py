@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.learning.folders import folder_path
 from bot.learning.served import ServedModel
 from classifier.artifacts import next_version_dir, read_config
 from classifier.card import ModelCard, read_card
@@ -44,7 +45,7 @@ def _free_version(model_dir: Path, db_name: str) -> tuple[str, Path]:
 async def label_list(served: ServedModel, active: Any) -> list[str]:
     """The candidate's labels: the serving model's, else the active folder's, else the defaults."""
     if served.predictor is None and active is not None:
-        config = await asyncio.to_thread(read_config, active.folder)
+        config = await asyncio.to_thread(read_config, served.folder(active))
         return list(config["labels"])
     return served.labels
 
@@ -57,7 +58,8 @@ async def train_config(
     `backbone` (from `sentibot retrain --backbone`) switches backbone: then the recipe
     starts from `TrainRecipe`'s defaults instead of the active model's.
     """
-    config, model_config, card = await _read_active(active)
+    folder = None if active is None else folder_path(settings.models_path, active.folder)
+    config, model_config, card = await _read_active(folder)
     current = model_config.get("backbone") or config.get("backbone")
     current = current or (active.backbone if active is not None else "embedding")
     if backbone is not None and backbone != current:
@@ -70,17 +72,19 @@ async def train_config(
     return config
 
 
-async def _read_active(active: Any) -> tuple[dict[str, Any], dict[str, Any], ModelCard | None]:
+async def _read_active(
+    folder: Path | None,
+) -> tuple[dict[str, Any], dict[str, Any], ModelCard | None]:
     """(the recipe from its card, its config.json, its card); empty or None where unreadable."""
     config: dict[str, Any] = {}
     model_config: dict[str, Any] = {}
     card = None
-    if active is not None:
+    if folder is not None:
         with contextlib.suppress(Exception):
-            card = await asyncio.to_thread(read_card, active.folder)
+            card = await asyncio.to_thread(read_card, folder)
             config.update(card.recipe)
         with contextlib.suppress(Exception):
-            model_config = await asyncio.to_thread(read_config, active.folder)
+            model_config = await asyncio.to_thread(read_config, folder)
     return config, model_config, card
 
 

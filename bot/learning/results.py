@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.learning.agreement import PairAgreement
 from bot.learning.gate import GateDecision
+from classifier.card_text import EvalSet
 
 ProgressCallback = Callable[["Progress"], Awaitable[None] | None]
 
@@ -76,13 +77,17 @@ class ModelInfo:
     eval_macro_f1: float | None
     parent_version: str | None
     reason: str | None
+    eval_set: EvalSet | None = None  # the rows `eval_macro_f1` was measured on
 
 
 @dataclass(frozen=True)
 class RollbackOutcome:
+    """A rollback or activation: from → to, and the target's macro-F1 on the eval split (None:
+    the eval split does not use the model's labels; it only had to score a probe text)."""
+
     from_version: str | None
     to_version: str
-    macro_f1: float
+    macro_f1: float | None
     eval_rows: int
 
 

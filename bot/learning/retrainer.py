@@ -26,6 +26,7 @@ from bot.learning import data as training_data
 from bot.learning import recipe, runner
 from bot.learning.data import LearningOptions
 from bot.learning.errors import LearningError, TrainingInProgressError
+from bot.learning.folders import stored_folder
 from bot.learning.gate import GateDecision, decide
 from bot.learning.results import LabelCount, Progress, ProgressCallback, RetrainOutcome
 from bot.learning.served import ServedModel
@@ -279,7 +280,7 @@ class Retrainer:
                 labels=labels,
                 folder=folder,
                 config=config,
-                active=active,
+                active=None if active is None else self.served.folder(active),
                 card=card,
                 feature_cache=str(self.settings.feature_cache_path),
             )
@@ -310,7 +311,8 @@ class Retrainer:
                 gate = GateDecision(False, reasons, gate.candidate_macro_f1, gate.active_macro_f1)
         outcome.gate, outcome.status, outcome.message = gate, gate.decision, gate.reason
         async with self.sessionmaker.begin() as session:
-            await _record_decision(session, outcome, card, folder, backbone)
+            stored = stored_folder(self.settings.models_path, folder)
+            await _record_decision(session, outcome, card, stored, backbone)
         # Swap right after the commit: requests in flight finish on the old model.
         if classifier is not None:
             await self.served.swap(classifier, outcome.candidate_version)
@@ -320,7 +322,7 @@ async def _record_decision(
     session: AsyncSession,
     outcome: RetrainOutcome,
     card: ModelCard,
-    folder: Path,
+    stored: str,
     backbone: str,
 ) -> None:
     """Register the candidate (active, or rejected with the reason) and finish the run."""
@@ -328,7 +330,7 @@ async def _record_decision(
     await repo.register_model_version(
         session,
         version,
-        folder=str(folder),
+        folder=stored,
         backbone=backbone,
         metrics=card.summary_metrics(),
         manifest=card.summary_manifest(),

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import DEFAULT_LABELS
+from bot.learning.folders import folder_path
 from classifier.artifacts import load_model
 from classifier.model import Classifier
 from classifier.predictor import Predictor
@@ -35,10 +37,13 @@ class ServedModel:
         sessionmaker: async_sessionmaker[AsyncSession],
         predictor: Predictor | None,
         device: str = "cpu",
+        *,
+        models_path: Path,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.predictor = predictor
         self.device = device
+        self.models_path = models_path  # MODEL_DIR: registered folders are relative to it
 
     @property
     def labels(self) -> list[str]:
@@ -52,6 +57,10 @@ class ServedModel:
             return self.predictor.version
         active = await repo.get_active_model_version(session)
         return None if active is None else active.version
+
+    def folder(self, row: Any) -> Path:
+        """A `model_versions` row's folder (relative ones are under MODEL_DIR)."""
+        return folder_path(self.models_path, row.folder)
 
     async def load(self, folder: str | Path) -> Classifier:
         """Load a model folder on this device, in a thread."""

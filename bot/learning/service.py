@@ -4,6 +4,7 @@
     await learning.queue.next_item(user_id)         # LabelQueue: /label
     await learning.retrainer.retrain("admin", who)  # Retrainer: runs, gate, hot swap
     await learning.versions.rollback(who)           # ModelVersions: /models, /rollback, sync
+    await learning.registry.entries()               # ModelRegistry: `sentibot models …`
 
 `Runtime.open` builds it for the bot and the console chat; `sentibot retrain` builds one without
 a predictor (the database's active version is what counts there).
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.learning.data import LearningOptions
 from bot.learning.queue import LabelQueue
+from bot.learning.registry import ModelRegistry
 from bot.learning.results import LastRun, LearningStatus
 from bot.learning.retrainer import Retrainer
 from bot.learning.served import ServedModel
@@ -35,6 +37,7 @@ class LearningService:
     queue: LabelQueue
     retrainer: Retrainer
     versions: ModelVersions
+    registry: ModelRegistry
 
     @classmethod
     def create(
@@ -49,15 +52,17 @@ class LearningService:
         """Wire the parts: they share the served model and one training lock (a rollback and a
         training run never overlap)."""
         options = options or LearningOptions()
-        served = ServedModel(sessionmaker, predictor, device)
+        served = ServedModel(sessionmaker, predictor, device, models_path=settings.models_path)
         lock = asyncio.Lock()
+        versions = ModelVersions(sessionmaker, served, lock, options)
         return cls(
             settings,
             sessionmaker,
             served,
             LabelQueue(sessionmaker, served, labels_per_item=settings.labels_per_item),
             Retrainer(settings, sessionmaker, served, lock, options),
-            ModelVersions(sessionmaker, served, lock, options),
+            versions,
+            ModelRegistry(sessionmaker, settings.models_path, versions),
         )
 
     async def status(self) -> LearningStatus:

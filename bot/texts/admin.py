@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.markup import esc, fit
+from classifier.card_text import MIN_RELIABLE_ROWS, EvalSet, describe_eval
 
 if TYPE_CHECKING:  # only for type hints: texts imports nothing of the bot at run time
     from bot.learning import results
@@ -25,8 +26,9 @@ def status_text(report: StatusReport, learning: results.LearningStatus | None = 
         m = report.metrics or {}
         lines = [
             f"<b>Model:</b> {esc(report.model_version)} ({esc(report.backbone or '?')})",
-            f"Eval macro-F1 {_metric(m, 'macro_f1')} · accuracy {_metric(m, 'accuracy')}"
+            f"macro-F1 {_metric(m, 'macro_f1')} · accuracy {_metric(m, 'accuracy')}"
             + (f" · n={m['n']}" if isinstance(m.get("n"), int) else ""),
+            *(esc(line) for line in eval_set_lines(describe_eval(m, report.manifest))),
         ]
     lines += [
         "",
@@ -37,6 +39,23 @@ def status_text(report: StatusReport, learning: results.LearningStatus | None = 
     if learning is not None:
         lines += ["", "<b>Learning</b>", *(esc(line) for line in learning_lines(learning))]
     return fit("\n".join(lines))
+
+
+def eval_set_lines(evalset: EvalSet | None) -> list[str]:
+    """What the figures were measured on, and whether to trust them (plain lines)."""
+    if evalset is None:
+        return []
+    parts = [f"{evalset.n or 0:,} rows", f"{evalset.user_rows:,} from this bot's users"]
+    if evalset.bootstrap_rows and evalset.name != "bootstrap eval slice":
+        parts.append(f"{evalset.bootstrap_rows:,} from the bootstrap corpus")
+    if evalset.import_rows:
+        parts.append(f"{evalset.import_rows:,} imported")
+    lines = [f"Measured on the {evalset.name}: {', '.join(parts)}"]
+    if not evalset.held_out:
+        lines.append("⚠️ Unreliable: measured on the training data itself")
+    elif not evalset.reliable:
+        lines.append(f"⚠️ Unreliable: fewer than {MIN_RELIABLE_ROWS} rows")
+    return lines
 
 
 def learning_lines(status: results.LearningStatus) -> list[str]:
@@ -202,15 +221,33 @@ def models_text(models: list[results.ModelInfo]) -> str:
         created = f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "?"
         rows = "?" if m.train_rows is None else f"{m.train_rows:,}"
         f1 = "?" if m.eval_macro_f1 is None else f"{m.eval_macro_f1:.3f}"
+        on = "" if m.eval_set is None else f" on {m.eval_set.short()}"
         status = f"<b>{m.status}</b>" if m.status == "active" else esc(m.status)
         lines.append(
             f"{esc(m.version)} · {esc(created)} · {status} · {rows} training rows"
-            f" · eval macro-F1 {f1}"
+            f" · macro-F1 {f1}{esc(on)}"
         )
     return fit("\n".join(lines))
 
 
-ROLLED_BACK = (
-    "↩️ Rolled back: {from_version} → {to_version} is now active "
-    "(eval macro-F1 {macro_f1:.3f} on {eval_rows:,} rows)."
-)
+MODELS_CHART_TITLE = "Macro-F1 by version"
+MODELS_CHART_CAPTION = "Macro-F1 of each version; a dashed line marks a change of eval set."
+# Why a version became active (`model_versions.reason`); who did it is in the audit log.
+SWITCH_REASONS = {
+    "rollback": "rolled back (see audit_log)",
+    "activate": "activated by an operator (see audit_log)",
+}
+
+
+def rolled_back(done: results.RollbackOutcome, verb: str = "Rolled back") -> str:
+    """After a rollback or activation (plain text)."""
+    if done.macro_f1 is None:
+        scored = "its labels are not the eval split's, so it was checked on a probe text only"
+    else:
+        scored = f"eval macro-F1 {done.macro_f1:.3f} on {done.eval_rows:,} rows"
+    switch = (
+        done.to_version
+        if done.from_version is None
+        else (f"{done.from_version} → {done.to_version}")
+    )
+    return f"↩️ {verb}: {switch} is now active ({scored})."

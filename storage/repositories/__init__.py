@@ -6,7 +6,8 @@ Every function takes an `AsyncSession` first and never commits; the caller owns 
         rec = await repo.record_scored_message(session, chat_id=..., ...)
 
 Modules: messages (users, chats, messages, predictions), batch (many scored messages at once),
-labels, queue, dataset, versions, runs, audit, stats, users (forget), csvio (export/import).
+labels, queue, dataset, versions, runs, audit, stats, users (forget), csvio (export/import),
+exchange (JSON-lines export, unlabelled texts for the queue).
 See docs/schema.md for the tables.
 """
 
@@ -27,6 +28,14 @@ from storage.repositories.dataset import (
     count_new_resolved_labels,
     labelled_examples,
     split_of,
+)
+from storage.repositories.exchange import (
+    AnnotatedMessage,
+    Annotation,
+    annotated_messages,
+    read_unlabelled,
+    texts_in_chat,
+    write_export_jsonl,
 )
 from storage.repositories.labels import (
     LabelChange,
@@ -82,12 +91,14 @@ from storage.repositories.stats import (
     annotator_counts,
     annotator_pairs,
     mood_counts,
+    mood_trend,
     totals,
     user_names,
 )
 from storage.repositories.users import ForgetReport, forget_user
 from storage.repositories.versions import (
     activate_model_version,
+    delete_model_version,
     get_active_model_version,
     get_model_version,
     list_model_versions,
@@ -97,6 +108,12 @@ from storage.repositories.versions import (
 )
 
 __all__ = [
+    "AnnotatedMessage",
+    "Annotation",
+    "annotated_messages",
+    "read_unlabelled",
+    "texts_in_chat",
+    "write_export_jsonl",
     "EVAL_FRACTION",
     "EXPORT_COLUMNS",
     "ForgetReport",
@@ -114,6 +131,7 @@ __all__ = [
     "add_prediction",
     "annotator_counts",
     "annotator_pairs",
+    "delete_model_version",
     "count_labels",
     "count_new_resolved_labels",
     "export_labels_csv",
@@ -141,6 +159,7 @@ __all__ = [
     "list_training_runs",
     "majority",
     "mood_counts",
+    "mood_trend",
     "new_labels_since_last_run",
     "recent_failures",
     "most_uncertain",

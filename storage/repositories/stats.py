@@ -1,4 +1,5 @@
-"""Numbers for /mood and /status, and annotator agreement data for Cohen's kappa."""
+"""Numbers for /mood (counts and the trend) and /status, and annotator agreement data for
+Cohen's kappa."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.models import Chat, Label, Message, Prediction, User
+from storage.repositories._common import dialect_name
 from storage.repositories.dataset import count_new_resolved_labels
 from storage.repositories.runs import last_trained_at
 
@@ -36,6 +38,40 @@ async def mood_counts(
         .group_by(Prediction.label)
     )
     return {label: int(n) for label, n in rows}
+
+
+def _bucket(session: AsyncSession, hourly: bool):
+    """`received_at` as a UTC `YYYY-MM-DD` (or `YYYY-MM-DD HH`) string, per dialect."""
+    if dialect_name(session) == "postgresql":
+        utc = func.timezone("UTC", Message.received_at)
+        return func.to_char(utc, "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
+    # SQLite stores UTC as naive text (`storage.models.UTCDateTime`); others: the same functions.
+    return func.strftime("%Y-%m-%d %H" if hourly else "%Y-%m-%d", Message.received_at)
+
+
+async def mood_trend(
+    session: AsyncSession, chat_id: int, *, since: datetime | None = None, hourly: bool = False
+) -> list[tuple[str, str, int]]:
+    """(day or hour, label, messages) in a chat, by the latest prediction of each message, in
+    time order: /mood's trend. Buckets are UTC `YYYY-MM-DD` (`YYYY-MM-DD HH` with `hourly`);
+    days without messages are not listed."""
+    latest = (
+        select(func.max(Prediction.id).label("pid"))
+        .join(Message, Message.id == Prediction.message_id)
+        .where(Message.chat_id == chat_id)
+        .group_by(Prediction.message_id)
+    )
+    if since is not None:
+        latest = latest.where(Message.received_at >= since)
+    bucket = _bucket(session, hourly)
+    rows = await session.execute(
+        select(bucket, Prediction.label, func.count())
+        .join(Message, Message.id == Prediction.message_id)
+        .where(Prediction.id.in_(latest.scalar_subquery()))
+        .group_by(bucket, Prediction.label)
+        .order_by(bucket, Prediction.label)
+    )
+    return [(str(b), label, int(n)) for b, label, n in rows]
 
 
 @dataclass(frozen=True, slots=True)

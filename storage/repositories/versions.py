@@ -1,11 +1,15 @@
-"""Model versions: register, activate (exactly one active), reject, list."""
+"""Model versions: register, activate (exactly one active), reject, list, delete.
+
+`folder` is stored as the caller gives it; the bot stores it relative to MODEL_DIR (migration
+0005 converted older absolute paths).
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import NotFoundError
@@ -116,3 +120,16 @@ async def next_version_name(session: AsyncSession) -> str:
     names = await session.scalars(select(ModelVersion.version))
     numbers = [int(m.group(1)) for n in names if (m := re.fullmatch(r"v(\d+)", n))]
     return f"v{max(numbers, default=0) + 1:04d}"
+
+
+async def delete_model_version(session: AsyncSession, version: str) -> ModelVersion:
+    """Remove a version's row (its folder is the caller's business). The active version cannot
+    be deleted (`ValueError`); an unknown one raises `NotFoundError`. Predictions keep the
+    version's name, as history."""
+    row = await get_model_version(session, version)
+    if row is None:
+        raise NotFoundError(f"model version {version} is not registered")
+    if row.status == "active":
+        raise ValueError(f"{version} is active: activate another version first")
+    await session.execute(delete(ModelVersion).where(ModelVersion.id == row.id))
+    return row

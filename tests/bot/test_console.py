@@ -98,6 +98,6 @@ def test_up_without_token_runs_the_console(make_settings, tmp_path: Path):
 def test_run_without_or_with_bad_token_is_one_line(make_settings, tmp_path: Path):
     for token in ("", "12345:nope"):
         proc = _sentibot(make_settings(), tmp_path, "run", token=token)
-        assert proc.returncode == 1
+        assert proc.returncode == 2  # a bad setting
         assert proc.stderr.count("\n") == 1 and "TELEGRAM_BOT_TOKEN" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr

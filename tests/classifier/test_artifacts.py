@@ -22,7 +22,7 @@ def model_copy(tiny_model_dir, tmp_path):
 
 def test_folder_contents(tiny_model_dir):
     names = sorted(p.name for p in tiny_model_dir.iterdir())
-    assert names == ["config.json", "metrics.json", "model.safetensors", "vocab.json"]
+    assert names == ["README.md", "config.json", "metrics.json", "model.safetensors", "vocab.json"]
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["format_version"] == 1 and config["backbone"] == "embedding"
     assert config["labels"] == ["negative", "neutral", "positive"]
@@ -33,6 +33,12 @@ def test_folder_contents(tiny_model_dir):
     assert len(card.data["sha256"]) == 64
     assert card.recipe["epochs"] == 30 and card.dev is not None
     assert {"python", "torch", "sentibot"} <= set(card.versions)
+    readme = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# Sentiment model v0001")
+    for section in ("Intended use", "Data", "Metrics", "Training", "Limitations"):
+        assert f"## {section}" in readme
+    # Measured on 3 dev rows: flagged.
+    assert "the dev split of the training data (3 rows, unreliable)." in readme
 
 
 def test_save_load_identical_outputs(tiny_model_dir, tmp_path):

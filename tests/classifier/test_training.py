@@ -133,13 +133,20 @@ def test_bad_recipe_is_refused_up_front(change, match):
         train(["x", "y"], ["a", "b"], ["a", "b"], TrainRecipe(**{**FAST, **change}))
 
 
-def test_progress_bar_only_when_asked(tiny_training_data, capsys):
+def test_epoch_progress_is_logged_off_a_terminal_unless_silenced(
+    tiny_training_data, caplog, monkeypatch
+):
+    import classifier.progress as progress
+
+    monkeypatch.setattr(progress, "_config", progress._Config(every_seconds=0, bar=False))
     texts, labels = tiny_training_data
     names = ["negative", "neutral", "positive"]
-    train(texts, labels, names, TrainRecipe(**FAST))  # stderr is not a TTY under pytest
-    assert capsys.readouterr().err == ""
-    train(texts, labels, names, TrainRecipe(**FAST), run=RunSettings(progress=True))
-    assert "epoch 1/4" in capsys.readouterr().err
+    with caplog.at_level("INFO", logger="classifier.progress"):
+        train(texts, labels, names, TrainRecipe(**FAST), run=RunSettings(progress=False))
+        assert caplog.messages == []
+        train(texts, labels, names, TrainRecipe(**FAST))
+    assert any(m.startswith("epoch 1/4: done") for m in caplog.messages)
+    assert any(m.startswith("epoch 2/4: done") for m in caplog.messages)
 
 
 def test_manifest_hash_depends_on_content():

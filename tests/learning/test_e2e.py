@@ -98,6 +98,8 @@ async def test_label_queue_retrain_models_predict_and_rollback(start_bot):
         lines = models.text.splitlines()
         assert lines[1].startswith("v0002") and "active" in lines[1] and "training rows" in lines[1]
         assert lines[2].startswith("v0001") and "retired" in lines[2]
+        chart = await bot.fake.next_from_bot(ADMIN["id"])  # macro-F1 by version
+        assert chart.method == "sendPhoto" and chart.file_bytes.startswith(b"\x89PNG")
         assert await latest_version_for(bot, "what a wonderful day") == "v0002"
 
         back = await bot.say(ADMIN, "/rollback")

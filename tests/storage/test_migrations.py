@@ -215,7 +215,7 @@ async def _legacy_database(tmp_path) -> Path:
 async def test_0003_rewrites_every_version_into_one_shape_and_back(tmp_path):
     path = await _legacy_database(tmp_path)
     before = _versions(path)
-    assert (await upgrade_database(url_of(path))).current == "0003"
+    assert (await upgrade_database(url_of(path), "0003")).current == "0003"
     after = _versions(path)
     kinds = [manifest["kind"] for _, _, manifest in after]
     assert kinds == ["bootstrap", "train", "retrain", "retrain", "train"]
@@ -314,3 +314,47 @@ async def test_documented_model_versions_query_works_for_every_version(tmp_path,
     with_figures = [r for r in rows if r["version"] != "v0005"]  # v0005 never had any
     assert all(isinstance(r["macro_f1"], float) for r in with_figures), rows
     assert {r["measured_on"] for r in with_figures} == {"eval", "dev"}
+
+
+# --- 0005: model folders relative to MODEL_DIR ---------------------------------------------------
+def _folders(path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT version, folder FROM model_versions").fetchall())
+    finally:
+        conn.close()
+
+
+async def test_0005_stores_folders_inside_model_dir_relative_and_back(tmp_path):
+    path = tmp_path / "s.db"
+    models = tmp_path / "data" / "models"
+    for name in ("v0001", "v0002"):
+        (models / name).mkdir(parents=True)
+    (tmp_path / "elsewhere" / "v0003").mkdir(parents=True)
+    await upgrade_database(url_of(path), "0003")
+    rows = {
+        "v0001": str(models / "v0001"),  # inside MODEL_DIR
+        "v0002": str(tmp_path / "old-data" / "models" / "v0002"),  # MODEL_DIR moved since
+        "v0003": str(tmp_path / "elsewhere" / "v0003"),  # a folder outside MODEL_DIR
+        "v0004": "/nowhere/v0004",  # gone everywhere: left for the operator to see
+    }
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO model_versions (version, folder, backbone, status, created_at)"
+        " VALUES (?, ?, 'embedding', 'retired', '2026-12-01 10:00:00')",
+        list(rows.items()),
+    )
+    conn.commit()
+    conn.close()
+
+    await upgrade_database(url_of(path), "0005")  # without MODEL_DIR: nothing to go by
+    assert _folders(path) == rows
+    await downgrade_database(url_of(path), "0003")
+    await upgrade_database(url_of(path), "0005", model_dir=models)
+    assert _folders(path) == {**rows, "v0001": "v0001", "v0002": "v0002"}
+
+    await downgrade_database(url_of(path), "0003", model_dir=models)
+    back = _folders(path)
+    assert back["v0001"] == str(models.resolve() / "v0001")
+    assert back["v0002"] == str(models.resolve() / "v0002")  # where it really is now
+    assert back["v0003"] == rows["v0003"] and back["v0004"] == rows["v0004"]

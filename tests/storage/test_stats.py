@@ -41,6 +41,40 @@ async def test_mood_counts_per_chat_and_window(sm):
         assert await repo.mood_counts(s, -3) == {}
 
 
+async def test_mood_trend_by_day_and_hour(sm):
+    now = datetime.now(UTC)
+    days_ago = [0, 0, 2, 2, 2]
+    async with sm.begin() as s:
+        for i, (ago, probs) in enumerate(zip(days_ago, [POS, NEG, POS, POS, NEG], strict=True)):
+            await repo.record_scored_message(
+                s,
+                chat_id=-1,
+                chat_type="group",
+                user_id=1,
+                text=f"t{i}",
+                model_version="v0001",
+                label=max(probs, key=probs.get),
+                confidence=0.8,
+                probs=probs,
+                telegram_message_id=i,
+                received_at=now - timedelta(days=ago),
+            )
+        await record(s, chat_id=-2, tg_id=1, probs=NEG)  # another chat
+    today, before = now.strftime("%Y-%m-%d"), (now - timedelta(days=2)).strftime("%Y-%m-%d")
+    async with sm() as s:
+        assert await repo.mood_trend(s, -1) == [
+            (before, "negative", 1),
+            (before, "positive", 2),
+            (today, "negative", 1),
+            (today, "positive", 1),
+        ]
+        hourly = await repo.mood_trend(s, -1, since=now - timedelta(hours=24), hourly=True)
+    assert hourly == [
+        (now.strftime("%Y-%m-%d %H"), "negative", 1),
+        (now.strftime("%Y-%m-%d %H"), "positive", 1),
+    ]
+
+
 async def test_totals(sm):
     async with sm.begin() as s:
         a = (await record(s, tg_id=1, user_id=1)).message_id
