@@ -93,6 +93,7 @@ class QueueView:
     item: Any  # storage.repositories.QueueItem | None
     remaining: int
     labels: list[str] = field(default_factory=list)
+    paused: bool = False  # an admin excluded this person (`/annotator exclude`)
 
 
 @dataclass(frozen=True)

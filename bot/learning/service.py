@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.learning.data import LearningOptions
+from bot.learning.handout import QueueRules
 from bot.learning.queue import LabelQueue
 from bot.learning.results import LastRun, LearningStatus
 from bot.learning.retrainer import Retrainer
@@ -55,7 +56,7 @@ class LearningService:
             settings,
             sessionmaker,
             served,
-            LabelQueue(sessionmaker, served, labels_per_item=settings.labels_per_item),
+            LabelQueue(sessionmaker, served, rules=QueueRules.from_settings(settings)),
             Retrainer(settings, sessionmaker, served, lock, options),
             ModelVersions(sessionmaker, served, lock, options),
         )

@@ -31,6 +31,10 @@ TABLES = {
     "model_versions",
     "training_runs",
     "audit_log",
+    "queue_claims",
+    "queue_entries",
+    "annotator_states",
+    "label_reviews",
 }
 
 
@@ -215,7 +219,7 @@ async def _legacy_database(tmp_path) -> Path:
 async def test_0003_rewrites_every_version_into_one_shape_and_back(tmp_path):
     path = await _legacy_database(tmp_path)
     before = _versions(path)
-    assert (await upgrade_database(url_of(path))).current == "0003"
+    assert (await upgrade_database(url_of(path), "0003")).current == "0003"
     after = _versions(path)
     kinds = [manifest["kind"] for _, _, manifest in after]
     assert kinds == ["bootstrap", "train", "retrain", "retrain", "train"]
