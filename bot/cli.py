@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.commands import bootstrap, db, model, retrain, run
+from bot.commands import bootstrap, db, labels, model, retrain, run
 from bot.config import Settings, get_settings
 from bot.errors import CliError
 from classifier.errors import ClassifierError
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.register(subparsers)  # db upgrade, export, import
     run.register(subparsers)  # run, chat, up
     retrain.register(subparsers)  # retrain
+    labels.register(subparsers)  # labels annotators
     return parser
 
 

@@ -65,16 +65,24 @@ def export_command(args: argparse.Namespace, settings) -> int:
     out: Path = args.out
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name such as labels.csv")
-    count = asyncio.run(_export(settings.db_url, out))
+    count = asyncio.run(_export(settings, out))
     print(f"wrote {count} labelled messages to {out}")
     return 0
 
 
-async def _export(url: str, out: Path) -> int:
+async def _export(settings, out: Path) -> int:
+    """The resolved labels (weighed by each labeller's reliability, as the bot exports them)."""
+    from bot.learning.resolution import LabelResolver
+    from bot.learning.served import ServedModel
     from storage import repositories as repo
 
-    async with database(url) as sessionmaker, sessionmaker.begin() as session:
-        return await repo.export_labels_csv(session, out)
+    async with database(settings.db_url) as sessionmaker:
+        served = ServedModel(sessionmaker, None)
+        examples = (
+            await LabelResolver(sessionmaker, served, settings.annotators).resolve()
+        ).examples
+    await asyncio.to_thread(repo.write_export_csv, out, examples)
+    return len(examples)
 
 
 def import_command(args: argparse.Namespace, settings) -> int:

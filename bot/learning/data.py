@@ -83,6 +83,10 @@ class LearningOptions:
     user_label_weight: float = USER_LABEL_WEIGHT
     eval_min_user_rows: int = EVAL_MIN_USER_ROWS
     worker_threads: int | None = None
+    # After each retrain (`bot.learning.checks`): folds of the suspicious-label search (0: off)
+    # and the learning curve; each costs extra trainings of the candidate's kind.
+    review_folds: int = 4
+    learning_curve: bool = True
 
     @property
     def dev_provider(self) -> CorpusProvider | None:

@@ -18,3 +18,4 @@ from bot.texts.chat import *  # noqa: F403
 from bot.texts.common import *  # noqa: F403
 from bot.texts.console import *  # noqa: F403
 from bot.texts.labeling import *  # noqa: F403
+from bot.texts.trust import *  # noqa: F403

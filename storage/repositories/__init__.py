@@ -110,12 +110,15 @@ from storage.repositories.trust import (
     LabelRow,
     ReviewItem,
     Suspect,
+    add_run_details,
     annotator_states,
     decide_review,
     label_rows,
+    last_learning_curve,
     mark_flagged,
     model_guesses,
     next_review,
+    pending_review_count,
     replace_pending_reviews,
     review_states,
     set_excluded,
@@ -132,6 +135,9 @@ from storage.repositories.versions import (
 )
 
 __all__ = [
+    "add_run_details",
+    "last_learning_curve",
+    "pending_review_count",
     "user_id_by_username",
     "recently_labelled",
     "Admission",

@@ -11,7 +11,15 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AnnotatorState, Label, LabelReview, Message, Prediction, utcnow
+from storage.models import (
+    AnnotatorState,
+    Label,
+    LabelReview,
+    Message,
+    Prediction,
+    TrainingRun,
+    utcnow,
+)
 from storage.repositories._common import upsert
 
 
@@ -161,9 +169,10 @@ class ReviewItem:
 
 
 async def next_review(
-    session: AsyncSession, *, skip: Collection[int] = ()
+    session: AsyncSession, *, skip: Collection[int] = (), only: int | None = None
 ) -> tuple[ReviewItem | None, int]:
-    """The most suspicious pending review (lowest score) not in `skip`, and how many are left."""
+    """The most suspicious pending review (lowest score) not in `skip` (or the one of message
+    `only`), and how many pending ones are left."""
     stmt = (
         select(
             LabelReview.message_id,
@@ -177,6 +186,8 @@ async def next_review(
     )
     if skip:
         stmt = stmt.where(LabelReview.message_id.not_in(list(skip)))
+    if only is not None:
+        stmt = stmt.where(LabelReview.message_id == only)
     left = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
     row = (await session.execute(stmt.order_by(LabelReview.score, LabelReview.message_id))).first()
     return (None if row is None else ReviewItem(*row)), left
@@ -209,3 +220,35 @@ async def review_states(session: AsyncSession) -> tuple[dict[int, str], set[int]
         elif label is not None:
             decided[int(mid)] = label
     return decided, pending
+
+
+# --- what a run found -----------------------------------------------------------------------------
+async def add_run_details(session: AsyncSession, run_id: int, extra: dict) -> None:
+    """Merge `extra` into a training run's `details` (the label checks of that run)."""
+    run = await session.get(TrainingRun, run_id)
+    if run is not None:
+        run.details = {**(run.details or {}), **extra}
+        await session.flush()
+
+
+async def last_learning_curve(session: AsyncSession) -> dict | None:
+    """The learning curve of the latest successful run that made one (for /status)."""
+    details = await session.scalars(
+        select(TrainingRun.details)
+        .where(TrainingRun.status == "succeeded")
+        .order_by(TrainingRun.id.desc())
+        .limit(20)
+    )
+    for d in details:
+        if d and d.get("learning_curve"):
+            return d["learning_curve"]
+    return None
+
+
+async def pending_review_count(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(LabelReview).where(LabelReview.status == "pending")
+        )
+        or 0
+    )
