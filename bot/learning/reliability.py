@@ -6,7 +6,12 @@ has a confusion matrix π[true, said]; the true label of each item is hidden. EM
 - E-step: the posterior of each item's label, ∝ prior · Π over its votes π_v[·, said]
   (the model's factor raised to `MODEL_EXPONENT`: one more, weak, voter; it was trained on
   these very labels, so its agreement with them overstates its reliability);
-- M-step: the class prior and each voter's confusion matrix from the posteriors.
+- M-step: the class prior and each person's confusion matrix from the posteriors.
+
+The weak voter's confusion matrix is measured once, against the people's own vote shares, and
+then kept: re-estimated inside EM it can turn into the reference itself (a model that calls
+everything neutral "explains" a careful annotator as random). So it can break ties and expose
+an annotator who disagrees with everyone, never outvote the people as a whole.
 
 Per class where data allows: a voter's confusion row is its own counts shrunk towards its
 one-coin estimate (accuracy `a` on the diagonal, (1 − a)/(K − 1) elsewhere) with `SHRINK`
@@ -89,12 +94,16 @@ def dawid_skene(
     it = np.array([item_ix[v.item] for v in kept])
     vo = np.array([voter_ix[v.voter] for v in kept])
     la = np.array([index[v.label] for v in kept])
-    w = np.array([exponent if v.voter in weak else 1.0 for v in kept])
+    is_weak = np.array([v.voter in weak for v in kept])
+    w = np.where(is_weak, exponent, 1.0)
     shape = (len(items), len(labels), len(voters))
-    posterior = _majority(it, la, w, shape)
+    posterior = _majority(it, la, np.where(is_weak, 0.0, 1.0), shape)
+    weak_ix = sorted({voter_ix[v] for v in weak if v in voter_ix})
+    fixed = _m_step(posterior, it, vo, la, shape)[0][weak_ix]  # against the people's votes
     confusion, prior, iterations = None, None, 0
     for iterations in range(1, MAX_ITERATIONS + 1):  # noqa: B007  (the count is reported)
         confusion, prior = _m_step(posterior, it, vo, la, shape)
+        confusion[weak_ix] = fixed
         updated = _e_step(confusion, prior, it, vo, la, w, shape)
         change = float(np.abs(updated - posterior).max())
         posterior = updated
