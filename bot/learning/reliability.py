@@ -1,21 +1,24 @@
 """Annotator reliability: Dawid–Skene EM over every label source, the model as a weak voter.
 
-Each voter (an annotator, the pooled inline buttons of ordinary users, imports, the active model)
-has a confusion matrix π[true, said]; the true label of each item is hidden. EM alternates:
+Each person-like source (an annotator, the pooled inline buttons of ordinary users, imports) has
+a confusion matrix π[true, said]; the true label of each item is hidden. EM alternates:
 
-- E-step: the posterior of each item's label, ∝ prior · Π over its votes π_v[·, said]
-  (the model's factor raised to `MODEL_EXPONENT`: one more, weak, voter; it was trained on
-  these very labels, so its agreement with them overstates its reliability);
-- M-step: the class prior and each person's confusion matrix from the posteriors.
+- E-step: the posterior of each item's label, ∝ prior · Π over its labels π_v[·, said]
+  · p_model(·)^MODEL_EXPONENT: the active model's probabilities for the message are one more,
+  weak, voter (a product of experts, tempered: it was trained on these very labels);
+- M-step: the class prior and each source's confusion matrix from the posteriors.
 
-The weak voter's confusion matrix is measured once, against the people's own vote shares, and
-then kept: re-estimated inside EM it can turn into the reference itself (a model that calls
-everything neutral "explains" a careful annotator as random). So it can break ties and expose
-an annotator who disagrees with everyone, never outvote the people as a whole.
+The model only chooses among the labels people gave a message: a label nobody gave gets no
+more than the least likely of the given ones, so a lone label stands whatever the model thinks
+(a model that calls everything neutral must not "explain" a careful annotator as random, and
+with nobody else to compare, EM would let it). Between people who disagree its probabilities
+break the tie, and over many ties that exposes someone who disagrees with everyone: between a
+careful and an always-wrong annotator it only has to prefer the right one of two labels. It is
+never re-estimated inside EM, so it cannot become the reference itself.
 
-Per class where data allows: a voter's confusion row is its own counts shrunk towards its
+Per class where data allows: a source's confusion row is its own counts shrunk towards its
 one-coin estimate (accuracy `a` on the diagonal, (1 − a)/(K − 1) elsewhere) with `SHRINK`
-pseudo-labels, so a voter with a few labels gets one accuracy, one with many a full matrix.
+pseudo-labels, so a source with a few labels gets one accuracy, one with many a full matrix.
 The accuracy has a Beta(2, 1) prior (better than chance until the data say otherwise).
 
 Dawid & Skene (1979), "Maximum likelihood estimation of observer error-rates using the EM
@@ -24,12 +27,12 @@ algorithm". numpy only; a few thousand labels take milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MODEL = "model"  # the voter name of the active model's guesses
+MODEL = "model"  # the active model, in the reliability list
 MODEL_EXPONENT = 0.5  # the weak voter: its likelihood counts as a square root
 SHRINK = 10.0  # pseudo-labels per confusion row towards the one-coin estimate
 ACCURACY_PRIOR = (2.0, 1.0)  # Beta prior of a voter's accuracy (pseudo right, pseudo wrong)
@@ -75,36 +78,32 @@ def dawid_skene(
     votes: Iterable[Vote],
     labels: Sequence[str],
     *,
-    weak: Iterable[str] = (MODEL,),
+    model: Mapping[int, Sequence[float]] | None = None,
     exponent: float = MODEL_EXPONENT,
 ) -> Resolution:
-    """Resolve every item with at least one vote from a voter that is not weak."""
+    """Resolve every item with at least one vote; `model[item]`: the model's probabilities
+    for it, in `labels` order (the weak voter)."""
     labels = list(labels)
     index = {label: k for k, label in enumerate(labels)}
-    kept = [v for v in votes if v.label in index]
-    weak = set(weak)
-    strong_items = {v.item for v in kept if v.voter not in weak}
-    kept = [v for v in kept if v.item in strong_items]
+    kept = [v for v in votes if v.label in index and v.voter != MODEL]
     if not kept:
         return Resolution(labels)
-    items = sorted(strong_items)
+    items = sorted({v.item for v in kept})
     voters = sorted({v.voter for v in kept})
     item_ix = {item: i for i, item in enumerate(items)}
     voter_ix = {voter: j for j, voter in enumerate(voters)}
     it = np.array([item_ix[v.item] for v in kept])
     vo = np.array([voter_ix[v.voter] for v in kept])
     la = np.array([index[v.label] for v in kept])
-    is_weak = np.array([v.voter in weak for v in kept])
-    w = np.where(is_weak, exponent, 1.0)
     shape = (len(items), len(labels), len(voters))
-    posterior = _majority(it, la, np.where(is_weak, 0.0, 1.0), shape)
-    weak_ix = sorted({voter_ix[v] for v in weak if v in voter_ix})
-    fixed = _m_step(posterior, it, vo, la, shape)[0][weak_ix]  # against the people's votes
+    proposed = np.zeros((len(items), len(labels)), dtype=bool)
+    proposed[it, la] = True
+    weak = _model_factor(model or {}, items, proposed, exponent)
+    posterior = _majority(it, la, np.ones(len(kept)), shape)
     confusion, prior, iterations = None, None, 0
     for iterations in range(1, MAX_ITERATIONS + 1):  # noqa: B007  (the count is reported)
         confusion, prior = _m_step(posterior, it, vo, la, shape)
-        confusion[weak_ix] = fixed
-        updated = _e_step(confusion, prior, it, vo, la, w, shape)
+        updated = _e_step(confusion, prior, it, vo, la, weak, shape)
         change = float(np.abs(updated - posterior).max())
         posterior = updated
         if change < TOLERANCE:
@@ -121,7 +120,31 @@ def dawid_skene(
             float(right[mine].mean()),
             confusion[j].tolist(),
         )
+    guessed = [i for i, item in enumerate(items) if item in (model or {})]
+    if guessed:  # the model's reliability: how often its top label is the resolved one
+        top = np.array([int(np.argmax(model[items[i]])) for i in guessed])
+        result.voters[MODEL] = VoterEstimate(
+            MODEL, len(guessed), float(posterior[guessed, top].mean()), []
+        )
     return result
+
+
+def _model_factor(
+    model: Mapping[int, Sequence[float]], items: list[int], proposed: np.ndarray, exponent: float
+) -> np.ndarray:
+    """log p_model^exponent per item and label, a label nobody gave held to the lowest of the
+    given ones (zeros where the model gave no probabilities)."""
+    n_items, k = proposed.shape
+    factor = np.zeros((n_items, k))
+    for i, item in enumerate(items):
+        probs = model.get(item)
+        if probs is None or len(probs) != k:
+            continue
+        p = np.clip(np.asarray(probs, dtype=float), 1e-6, None)
+        row = exponent * np.log(p / p.sum())
+        floor = row[proposed[i]].min()
+        factor[i] = np.where(proposed[i], row, np.minimum(row, floor))
+    return factor
 
 
 def _majority(it: np.ndarray, la: np.ndarray, w: np.ndarray, shape: tuple) -> np.ndarray:
@@ -158,14 +181,14 @@ def _e_step(
     it: np.ndarray,
     vo: np.ndarray,
     la: np.ndarray,
-    w: np.ndarray,
+    weak: np.ndarray,
     shape: tuple,
 ) -> np.ndarray:
-    """Posteriors ∝ prior · Π π_v[·, said] (the weak voter's factor to its exponent)."""
+    """Posteriors ∝ prior · Π π_v[·, said] · p_model^exponent (`weak`: its log factor)."""
     n_items, k, _ = shape
-    log_post = np.tile(np.log(prior), (n_items, 1))
+    log_post = np.tile(np.log(prior), (n_items, 1)) + weak
     log_conf = np.log(np.clip(confusion, 1e-12, None))  # [voter, true, said]
-    np.add.at(log_post, it, w[:, None] * log_conf[vo, :, la])
+    np.add.at(log_post, it, log_conf[vo, :, la])
     log_post -= log_post.max(axis=1, keepdims=True)
     post = np.exp(log_post)
     return post / post.sum(axis=1, keepdims=True)

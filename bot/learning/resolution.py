@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.learning.reliability import MODEL, Resolution, Vote, dawid_skene
+from bot.learning.reliability import Resolution, Vote, dawid_skene
 from bot.learning.served import ServedModel
 from storage import repositories as repo
 
@@ -115,11 +115,12 @@ def resolve_rows(
         per_message[row.message_id].append((voter, row))
         by_person[IMPORT if row.user_id is None else str(row.user_id)][row.message_id] = row.label
     votes = [Vote(mid, voter, row.label) for mid, rs in per_message.items() for voter, row in rs]
-    for mid in per_message:
-        guess = guesses.get(mid)
-        if guess:
-            votes.append(Vote(mid, MODEL, max(guess, key=lambda k: (guess[k], k))))
-    result = dawid_skene(votes, labels)
+    model = {
+        mid: [float(guesses[mid].get(label, 0.0)) for label in labels]
+        for mid in per_message
+        if guesses.get(mid)
+    }
+    result = dawid_skene(votes, labels, model=model)
     examples = [
         _example(mid, per_message[mid], result, decided.get(mid), mid in pending)
         for mid in sorted(per_message)

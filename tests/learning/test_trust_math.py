@@ -25,19 +25,21 @@ def wrong(rng: random.Random, label: str) -> str:
 
 
 def simulated(n: int, annotators: dict[str, float], per_item: int, seed: int = 0):
-    """Gold labels and votes: each annotator right with its accuracy (0: always wrong), each
-    item labelled by `per_item` of them in turn (every pair overlaps), plus a 60% model."""
+    """Gold labels, votes and model probabilities: each annotator right with its accuracy (0:
+    always wrong), each item labelled by `per_item` of them in turn (every pair overlaps); the
+    model's top label (0.6) is right 60% of the time."""
     rng = random.Random(seed)
     gold = [rng.choice(LABELS) for _ in range(n)]
     names = sorted(annotators)
-    votes = []
+    votes, model = [], {}
     for i, truth in enumerate(gold):
         for k in range(per_item):
             who = names[(i + k) % len(names)]
             right = rng.random() < annotators[who]
             votes.append(Vote(i, who, truth if right else wrong(rng, truth)))
-        votes.append(Vote(i, MODEL, truth if rng.random() < 0.6 else wrong(rng, truth)))
-    return gold, votes
+        top = truth if rng.random() < 0.6 else wrong(rng, truth)
+        model[i] = [0.6 if label == top else 0.2 for label in LABELS]
+    return gold, votes, model
 
 
 def accuracy(result, gold) -> float:
@@ -45,8 +47,8 @@ def accuracy(result, gold) -> float:
 
 
 def test_adversary_among_three_is_outvoted_and_scored_unreliable():
-    gold, votes = simulated(600, {"a": 1.0, "b": 0.95, "c": 0.0}, per_item=2)
-    result = dawid_skene(votes, LABELS)
+    gold, votes, model = simulated(600, {"a": 1.0, "b": 0.95, "c": 0.0}, per_item=2)
+    result = dawid_skene(votes, LABELS, model=model)
     assert accuracy(result, gold) >= 0.95
     assert result.voters["c"].accuracy < 0.1 < 0.9 < result.voters["a"].accuracy
     # A plain majority drops or coin-flips every item the adversary shares: far below that.
@@ -57,8 +59,8 @@ def test_adversary_among_three_is_outvoted_and_scored_unreliable():
 
 
 def test_two_annotators_one_always_wrong_the_model_breaks_the_tie():
-    gold, votes = simulated(300, {"a": 1.0, "c": 0.0}, per_item=2)
-    result = dawid_skene(votes, LABELS)
+    gold, votes, model = simulated(300, {"a": 1.0, "c": 0.0}, per_item=2)
+    result = dawid_skene(votes, LABELS, model=model)
     assert accuracy(result, gold) >= 0.9
     assert result.voters["c"].accuracy < 0.1
 
@@ -67,29 +69,25 @@ def test_a_model_that_says_neutral_to_everything_cannot_overrule_the_annotator()
     rng = random.Random(3)
     gold = [rng.choice(LABELS) for _ in range(40)]
     votes = [Vote(i, "a", y) for i, y in enumerate(gold)]
-    votes += [Vote(i, MODEL, "neutral") for i in range(len(gold))]
-    assert accuracy(dawid_skene(votes, LABELS), gold) == 1.0
+    neutral = {i: [0.05, 0.9, 0.05] for i in range(len(gold))}
+    assert accuracy(dawid_skene(votes, LABELS, model=neutral), gold) == 1.0
 
 
 def test_no_votes_and_unknown_labels():
     assert dawid_skene([], LABELS).posteriors == {}
     assert dawid_skene([Vote(1, "a", "angry")], LABELS).posteriors == {}
-    only_model = dawid_skene([Vote(1, MODEL, "neutral")], LABELS)
+    only_model = dawid_skene([], LABELS, model={1: [0.1, 0.8, 0.1]})
     assert only_model.posteriors == {}  # the weak voter alone resolves nothing
 
 
-def rows_of(votes, texts=None) -> list[repo.LabelRow]:
+def rows_of(votes) -> list[repo.LabelRow]:
     now = datetime.now(UTC)
-    return [
-        repo.LabelRow(v.item, int(v.voter), v.label, "queue", now, f"text {v.item}")
-        for v in votes
-        if v.voter != MODEL
-    ]
+    return [repo.LabelRow(v.item, int(v.voter), v.label, "queue", now, f"t{v.item}") for v in votes]
 
 
 def test_resolution_flags_and_excludes_the_adversary():
-    gold, votes = simulated(200, {"1": 1.0, "2": 1.0, "3": 0.0}, per_item=2)
-    guesses = {v.item: {v.label: 0.9} for v in votes if v.voter == MODEL}
+    gold, votes, model = simulated(200, {"1": 1.0, "2": 1.0, "3": 0.0}, per_item=2)
+    guesses = {i: dict(zip(LABELS, p, strict=True)) for i, p in model.items()}
     resolved = resolve_rows(rows_of(votes), guesses, LABELS, {1, 2, 3})
     by_id = {e.message_id: e for e in resolved.examples}
     assert sum(by_id[i].label == y for i, y in enumerate(gold)) / len(gold) >= 0.95
