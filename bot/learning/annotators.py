@@ -79,7 +79,8 @@ def annotator_list(resolved: Resolved) -> AnnotatorList:
     if model is not None:
         rows.append(AnnotatorRow(MODEL, model.labels, model.accuracy, None, 0, 0))
     people = {p: v for p, v in resolved.by_person.items() if p != IMPORT}
-    ids = {int(p): v for p, v in people.items()}
+    # Cohen's kappa for pairs of annotators only (inline users are many, with few labels each).
+    ids = {int(p): v for p, v in people.items() if p in resolved.labels_per_voter}
     return AnnotatorList(rows, krippendorff_alpha(people), pairwise_agreement(ids), {})
 
 

@@ -135,23 +135,24 @@ def _model_factor(
     """log p_model^exponent per item and label, a label nobody gave held to the lowest of the
     given ones (zeros where the model gave no probabilities)."""
     n_items, k = proposed.shape
-    factor = np.zeros((n_items, k))
+    probs = np.ones((n_items, k))
+    known = np.zeros(n_items, dtype=bool)
     for i, item in enumerate(items):
-        probs = model.get(item)
-        if probs is None or len(probs) != k:
-            continue
-        p = np.clip(np.asarray(probs, dtype=float), 1e-6, None)
-        row = exponent * np.log(p / p.sum())
-        floor = row[proposed[i]].min()
-        factor[i] = np.where(proposed[i], row, np.minimum(row, floor))
+        p = model.get(item)
+        if p is not None and len(p) == k:
+            probs[i], known[i] = p, True
+    probs = np.clip(probs, 1e-6, None)
+    row = exponent * np.log(probs / probs.sum(axis=1, keepdims=True))
+    floor = np.where(proposed, row, np.inf).min(axis=1, keepdims=True)
+    factor = np.where(proposed, row, np.minimum(row, floor))
+    factor[~known] = 0.0
     return factor
 
 
 def _majority(it: np.ndarray, la: np.ndarray, w: np.ndarray, shape: tuple) -> np.ndarray:
     """The starting posteriors: each item's (weighted) vote shares, smoothed."""
     n_items, k, _ = shape
-    counts = np.full((n_items, k), 1e-2)
-    np.add.at(counts, (it, la), w)
+    counts = 1e-2 + np.bincount(it * k + la, weights=w, minlength=n_items * k).reshape(n_items, k)
     return counts / counts.sum(axis=1, keepdims=True)
 
 
@@ -160,9 +161,14 @@ def _m_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each voter's confusion matrix (shrunk towards its one-coin estimate) and the prior."""
     n_items, k, n_voters = shape
-    counts = np.zeros((n_voters, k, k))  # [voter, said, true] while adding
-    np.add.at(counts, (vo, la), posterior[it])
-    counts = counts.transpose(0, 2, 1)  # [voter, true, said]
+    cell = vo * k + la  # (voter, said) of each vote
+    counts = np.stack(  # [voter, true, said]; bincount: far faster than np.add.at
+        [
+            np.bincount(cell, weights=posterior[it, t], minlength=n_voters * k).reshape(n_voters, k)
+            for t in range(k)
+        ],
+        axis=1,
+    )
     right = np.trace(counts, axis1=1, axis2=2)
     total = counts.sum(axis=(1, 2))
     good, bad = ACCURACY_PRIOR
@@ -188,7 +194,8 @@ def _e_step(
     n_items, k, _ = shape
     log_post = np.tile(np.log(prior), (n_items, 1)) + weak
     log_conf = np.log(np.clip(confusion, 1e-12, None))  # [voter, true, said]
-    np.add.at(log_post, it, log_conf[vo, :, la])
+    for t in range(k):
+        log_post[:, t] += np.bincount(it, weights=log_conf[vo, t, la], minlength=n_items)
     log_post -= log_post.max(axis=1, keepdims=True)
     post = np.exp(log_post)
     return post / post.sum(axis=1, keepdims=True)
