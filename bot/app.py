@@ -34,7 +34,18 @@ from telegram.ext import (
 from bot import jobs, texts
 from bot.config import Settings
 from bot.errors import OperatorError
-from bot.handlers import admin, chat, feedback, forget, labeling, learning, mood, nontext, start
+from bot.handlers import (
+    admin,
+    chat,
+    feedback,
+    forget,
+    labeling,
+    learning,
+    mood,
+    nontext,
+    start,
+    trust,
+)
 from bot.handlers.common import COMMANDS_KEY, CommandInfo, is_private, role_ids
 from bot.learning.data import LearningOptions
 from bot.runtime import Runtime
@@ -71,6 +82,7 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
     admin.register(application, settings)  # /status, /export (admins)
     labeling.register(application, settings)  # /label queue session + q:… buttons (annotators)
     learning.register(application, settings)  # /retrain, /models, /rollback (admins)
+    trust.register(application, settings)  # /review (annotators), /annotator (admins)
     nontext.register(application, settings)  # stickers, photos, voice in private chats
     jobs.schedule(application, settings)  # scheduled retraining, following the active model
     _add_fallbacks(application, settings)

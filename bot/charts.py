@@ -239,3 +239,27 @@ def dev_curve_figure(curve: Sequence[dict[str, Any]], best_epoch: int | None, ti
 
 def dev_curve_png(curve: Sequence[dict[str, Any]], best_epoch: int | None, title: str) -> bytes:
     return png(dev_curve_figure(curve, best_epoch, title))
+
+
+# --- a retrain's learning curve ------------------------------------------------------------------
+def learning_curve_png(curve: dict[str, Any], title: str) -> bytes:
+    """Macro-F1 against the number of user labels (a retrain's learning curve) as PNG bytes."""
+    points = curve["points"]
+    figure = _figure(5.0, 3.2)
+    axes = figure.add_subplot()
+    xs = [p["labels"] for p in points]
+    ys = [p["macro_f1"] for p in points]
+    axes.plot(xs, ys, marker="o", color="#5b8def")
+    for x, y, p in zip(xs, ys, points, strict=True):
+        axes.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center")
+        axes.annotate(f"{round(100 * p['fraction'])}%", (x, min(ys)), fontsize=8, ha="center")
+    axes.set_xlabel("your labels used in training")
+    axes.set_ylabel("eval macro-F1")
+    axes.set_title(f"{title}: {curve.get('verdict', '')}")
+    axes.spines[["top", "right"]].set_visible(False)
+    return png(figure)
+
+
+async def render_learning_curve(curve: dict[str, Any], title: str) -> bytes:
+    """`learning_curve_png` off the event loop."""
+    return await asyncio.to_thread(learning_curve_png, curve, title)

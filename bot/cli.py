@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot import texts
-from bot.commands import bootstrap, data, db, models, predict, retrain, run, train
+from bot.commands import bootstrap, data, db, labels, models, predict, retrain, run, train
 from bot.config import Settings, get_settings
 from bot.errors import CliError, SettingError
 from classifier.errors import ClassifierError
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(subparsers)  # export, import
     run.register(subparsers)  # run, chat, up
     retrain.register(subparsers)  # retrain
+    labels.register(subparsers)  # labels annotators
     return parser
 
 

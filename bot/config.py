@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     promotion_tolerance: float = Field(default=0.005, ge=0)
     promotion_max_recall_drop: float = Field(default=0.05, ge=0)
     labels_per_item: int = Field(default=1, ge=1)
+    # The /label queue's hand-out and diversity (docs/learning.md, "A diverse queue").
+    queue_claim_minutes: float = Field(default=15, gt=0)
+    queue_max_per_author_hour: int = Field(default=10, ge=0)
+    queue_round_max_per_author: int = Field(default=10, ge=0)
+    queue_round_max_per_chat: int = Field(default=50, ge=0)
+    queue_similarity: float = Field(default=0.7, gt=0)
 
     @field_validator("admin_ids", "annotator_ids", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from telegram.ext import Application, ContextTypes
 from bot import texts
 from bot.config import Settings
 from bot.handlers.common import runtime
-from bot.handlers.learning import send_report, start_background
+from bot.handlers.learning import send_report, start_background, tell_admins_of_flags
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ async def _run_and_report(application: Application) -> None:
             )
         except Exception:  # an admin who never opened a chat with the bot
             log.info("could not send the retrain report to admin %d", admin_id, exc_info=True)
+    await tell_admins_of_flags(application.bot, rt.settings.admin_ids, outcome)
 
 
 async def sync_model(context: ContextTypes.DEFAULT_TYPE) -> None:

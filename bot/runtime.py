@@ -78,17 +78,15 @@ class Runtime:
             raise
         log.info("model %s loaded on %s", version, device)
         recorder = ScoredMessageRecorder(sessionmaker, skip_opted_out=True)
+        learning = LearningService.create(
+            settings, sessionmaker, predictor, device=device, options=learning_options
+        )
+        # The export holds the resolved labels (weighed by each labeller's reliability).
+        service = SentimentService(
+            sessionmaker, predictor, recorder, examples=learning.resolved_examples
+        )
         runtime = cls(
-            settings,
-            engine,
-            sessionmaker,
-            device,
-            predictor,
-            recorder,
-            SentimentService(sessionmaker, predictor, recorder),
-            LearningService.create(
-                settings, sessionmaker, predictor, device=device, options=learning_options
-            ),
+            settings, engine, sessionmaker, device, predictor, recorder, service, learning
         )
         try:
             if recovered := await runtime.learning.retrainer.recover():

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,9 +128,14 @@ class SentimentService:
         sessionmaker: async_sessionmaker[AsyncSession],
         predictor: Predictor,
         recorder: ScoredMessageRecorder | None = None,
+        *,
+        examples: Callable[[], Awaitable[list[repo.LabelledExample]]] | None = None,
     ):
         self.sessionmaker = sessionmaker
         self.predictor = predictor
+        # The labelled messages /export writes (the learning loop's resolved labels); None: the
+        # plain majority label of each message.
+        self.examples = examples
         # Group commit for scored messages (storage.recorder); None = one unit of work each.
         if recorder is not None and not recorder.skip_opted_out:
             raise ValueError("the service's recorder must skip opted-out authors")
@@ -309,8 +315,11 @@ class SentimentService:
             path = Path(folder) / "labels.csv"
             # Read, then write the file after the session is closed: SQLite's single connection
             # (and its write lock) must not wait on file I/O.
-            async with self.sessionmaker() as session:
-                examples = await repo.labelled_examples(session)
+            if self.examples is not None:
+                examples = await self.examples()
+            else:
+                async with self.sessionmaker() as session:
+                    examples = await repo.labelled_examples(session)
             if not examples:
                 return ExportResult(0, b"")
             await asyncio.to_thread(repo.write_export_csv, path, examples)

@@ -59,6 +59,9 @@ class ModelCard:
     # `sentibot train`'s data file; a retrain's version, parent, trigger, requested_by, run_id.
     origin: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # libraries, set by save_model
+    # A retrain's learning curve: `{"points": [{"fraction", "labels", "macro_f1"}, ...],
+    # "verdict": "rising" | "flattening" | "too few labels to tell", "gain"}`; None: not made.
+    learning_curve: dict[str, Any] | None = None
     card_version: int = CARD_VERSION
 
     # --- figures -------------------------------------------------------------------------------

@@ -255,3 +255,86 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- labels you can trust (migration 0009) -------------------------------------------------------
+class QueueClaim(Base):
+    """A /label item the queue offered a person. Live (before `expires_at`) claims bound how many
+    people hold an item at once, across processes; only a claimed item may be labelled through
+    the queue's buttons. Kept after release (expires_at set to the release time): `round_version`
+    (the active model then) tells what was shown in this round."""
+
+    __tablename__ = "queue_claims"
+    __table_args__ = (
+        Index("ix_queue_claims_user", "user_id", "expires_at"),
+        Index("ix_queue_claims_round", "round_version"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    round_version: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QueueEntry(Base):
+    """A message the queue has looked at: `open`, or `held` out of it (`reason`: `author_hour`,
+    over QUEUE_MAX_PER_AUTHOR_HOUR; `duplicate`, the same normalized text as an open entry).
+    Messages newer than the newest entry have not been looked at yet and count as open."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (
+        Index("ix_queue_entries_text_key", "text_key"),
+        Index("ix_queue_entries_author", "author_id", "received_at"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(8))  # open | held
+    reason: Mapped[str | None] = mapped_column(String(16))
+    text_key: Mapped[str] = mapped_column(String(32))
+    author_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AnnotatorState(Base):
+    """An admin's exclusion of a label source, and when the admins were told it looks unreliable.
+
+    `source`: a Telegram user id as text, `inline` (inline buttons of people who are not
+    annotators) or `import`."""
+
+    __tablename__ = "annotator_states"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    changed_by: Mapped[int | None] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reliability: Mapped[float | None] = mapped_column(Float)  # the estimate when flagged
+
+
+class LabelReview(Base):
+    """A label the data contradicts (confident learning after a retrain), for /review.
+
+    `status`: `pending` (down-weighted in training until reviewed), `kept` or `changed`;
+    `decided_label` is then the message's label."""
+
+    __tablename__ = "label_reviews"
+    __table_args__ = (Index("ix_label_reviews_status_score", "status", "score"),)
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    given_label: Mapped[str] = mapped_column(String(32))
+    suggested_label: Mapped[str] = mapped_column(String(32))
+    # Out-of-fold probability of the given label: the lower, the more suspicious.
+    score: Mapped[float] = mapped_column(Float)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_label: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -66,12 +66,20 @@ def export_command(args: argparse.Namespace, settings) -> int:
 
 
 async def _export(settings, out: Path, fmt: str) -> int:
+    """CSV: the resolved labels (weighed by each labeller's reliability, as the bot exports
+    them); JSON lines: every message with every annotator's own label."""
+    from bot.learning.resolution import LabelResolver
+    from bot.learning.served import ServedModel
     from storage import repositories as repo
 
     async with database(settings.db_url, model_dir=settings.models_path) as sessionmaker:
+        if fmt == "csv":
+            served = ServedModel(sessionmaker, None, models_path=settings.models_path)
+            resolver = LabelResolver(sessionmaker, served, settings.annotators)
+            examples = (await resolver.resolve()).examples
+            await asyncio.to_thread(repo.write_export_csv, out, examples)
+            return len(examples)
         async with sessionmaker() as session:
-            if fmt == "csv":
-                return await repo.export_labels_csv(session, out)
             items = await repo.annotated_messages(session)
     await asyncio.to_thread(repo.write_export_jsonl, out, items)
     return len(items)

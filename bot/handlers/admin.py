@@ -15,7 +15,8 @@ from bot.handlers.common import add_command, is_private, runtime
 async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Active model and eval metrics, message/label counts, the learning loop's state."""
     rt = runtime(context)
-    text = texts.status_text(await rt.service.status(), await rt.learning.status())
+    status = await rt.learning.status()
+    text = texts.status_text(await rt.service.status(), status, private=is_private(update))
     await update.effective_message.reply_text(text)
 
 

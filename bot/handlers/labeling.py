@@ -76,6 +76,8 @@ def _bump(context: ContextTypes.DEFAULT_TYPE, delta: int) -> int:
 
 
 def _render(view: QueueView, done: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    if view.paused:
+        return texts.QUEUE_PAUSED, None
     if view.item is None:
         return f"{texts.QUEUE_EMPTY}\n{texts.queue_progress(done, 0)}", None
     return texts.queue_item(view, done), queue_keyboard(view.item.message_id, view.labels)
@@ -119,7 +121,7 @@ async def _act(
     """Apply one button press; returns the new message text, keyboard and callback answer."""
     queue, answers = runtime(context).learning.queue, texts.QUEUE_ANSWERS
     if action.kind == "stop":
-        left = (await queue.next_item(user_id)).remaining
+        left = await queue.stop(user_id)
         return f"{texts.QUEUE_STOPPED}\n{texts.queue_progress(_session(context), left)}", None, None
     if action.kind == "undo":
         view = await queue.undo(user_id)

@@ -72,6 +72,21 @@ async def send_report(
         title = texts.CONFUSION_TITLE.format(version=version, rows=report.get("n", "?"))
         png = await charts.render_confusion(report, title)
         await bot.send_photo(chat_id, png, caption=texts.CONFUSION_CAPTION.format(version=version))
+    curve = outcome.learning_curve
+    if curve and len(curve.get("points") or []) >= 2:
+        png = await charts.render_learning_curve(curve, texts.CURVE_TITLE)
+        await bot.send_photo(chat_id, png, caption=texts.CURVE_CAPTION)
+
+
+async def tell_admins_of_flags(bot: Bot, admin_ids: list[int], outcome: RetrainOutcome) -> None:
+    """Every admin hears once of each label source that looks far less reliable than the rest."""
+    for source, reliability in outcome.flagged:
+        text = texts.flag_text(source, reliability, outcome.names)
+        for admin_id in admin_ids:
+            try:
+                await bot.send_message(admin_id, text)
+            except TelegramError:  # an admin who never opened a chat with the bot
+                log.info("could not tell admin %d of a flag", admin_id, exc_info=True)
 
 
 async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -118,6 +133,7 @@ async def _retrain_task(
         if retrainer.closing:  # the bot is stopping: no one to tell
             return
         await send_report(bot, progress.chat_id, outcome, edit=progress)
+        await tell_admins_of_flags(bot, retrainer.settings.admin_ids, outcome)
     except LearningError as exc:
         try:
             await progress.edit_text(texts.sentence(exc))

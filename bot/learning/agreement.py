@@ -69,3 +69,46 @@ def pairwise_agreement(
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class Alpha:
+    """Krippendorff's alpha (nominal) over the `items` with at least two labels."""
+
+    value: float | None  # None: undefined (no such items, or one label used throughout)
+    items: int
+    labels: int  # pairable labels (on those items)
+
+
+def krippendorff_alpha(labels: Mapping[int, Mapping[Hashable, Hashable]]) -> Alpha:
+    """Krippendorff's alpha for nominal data: `labels[annotator][item] = label`, any overlap.
+
+    alpha = 1 - D_o / D_e over the coincidence matrix: each item with m ≥ 2 labels adds, for
+    every ordered pair of its labels from different annotators, 1 / (m - 1) to o[c, k].
+    D_o is the share of off-diagonal coincidences, D_e the same expected from the label totals
+    n_c: alpha = 1 - (n - 1) · Σ_{c≠k} o_ck / Σ_{c≠k} n_c n_k. Items with one label are left out.
+    """
+    by_item: dict[Hashable, list[Hashable]] = {}
+    for per_item in labels.values():
+        for item, label in per_item.items():
+            by_item.setdefault(item, []).append(label)
+    coincidence: Counter = Counter()
+    items = 0
+    for values in by_item.values():
+        m = len(values)
+        if m < 2:
+            continue
+        items += 1
+        for i, c in enumerate(values):
+            for j, k in enumerate(values):
+                if i != j:
+                    coincidence[(c, k)] += 1.0 / (m - 1)
+    totals: Counter = Counter()
+    for (c, _), value in coincidence.items():
+        totals[c] += value
+    n = sum(totals.values())
+    disagree = sum(v for (c, k), v in coincidence.items() if c != k)
+    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k)
+    if items == 0 or expected <= 0:
+        return Alpha(None, items, round(n))
+    return Alpha(1.0 - (n - 1) * disagree / expected, items, round(n))

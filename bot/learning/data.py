@@ -83,6 +83,10 @@ class LearningOptions:
     user_label_weight: float = USER_LABEL_WEIGHT
     eval_min_user_rows: int = EVAL_MIN_USER_ROWS
     worker_threads: int | None = None
+    # After each retrain (`bot.learning.checks`): folds of the suspicious-label search (0: off)
+    # and the learning curve; each costs extra trainings of the candidate's kind.
+    review_folds: int = 4
+    learning_curve: bool = True
 
     @property
     def dev_provider(self) -> CorpusProvider | None:
@@ -97,13 +101,16 @@ async def collect(
     labels: list[str],
     *,
     with_train: bool = True,
+    examples: list[Any] | None = None,
 ) -> Dataset:
     """Training and evaluation rows, and the data manifest for the model card.
 
-    `with_train=False` (a rollback's check) skips loading the bootstrap corpus.
+    `with_train=False` (a rollback's check) skips loading the bootstrap corpus. `examples`: the
+    resolved labels (`bot.learning.resolution`); None reads the plain majority labels.
     """
-    async with sessionmaker() as session:
-        examples = await repo.labelled_examples(session)
+    if examples is None:
+        async with sessionmaker() as session:
+            examples = await repo.labelled_examples(session)
     base = await asyncio.to_thread(base_rows, options.base_corpus, labels) if with_train else []
     data = await asyncio.to_thread(assemble, examples, base, labels, options, with_train)
     dev = options.dev_provider
@@ -158,8 +165,8 @@ def split_user_labels(
             continue
         source = ex.sources[0] if len(ex.sources) == 1 else "+".join(ex.sources)
         row = {"text": ex.text, "label": ex.label, "source": source}
-        if ex.split == "train":
-            user_train.append({**row, "weight": weight})
+        if ex.split == "train":  # weighed by how sure the resolution is (`ex.weight`)
+            user_train.append({**row, "weight": weight * ex.weight, "message_id": ex.message_id})
         else:
             user_eval.append(row)
     return user_train, user_eval, ignored

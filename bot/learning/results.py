@@ -19,7 +19,7 @@ ProgressCallback = Callable[["Progress"], Awaitable[None] | None]
 class Progress:
     """One step of a training run, for the admin's progress message."""
 
-    stage: str  # preparing | training | evaluating | deciding
+    stage: str  # preparing | training | evaluating | reviewing | curve | deciding
     version: str | None = None
     epoch: int = 0
     epochs: int = 0
@@ -59,6 +59,11 @@ class RetrainOutcome:
     eval_rows: int = 0
     user_label_weight: float = 0.0
     seconds: float = 0.0
+    # The checks on the labels after the run (bot.learning.checks, bot.learning.review):
+    learning_curve: dict[str, Any] | None = None
+    suspects: int = 0  # labels now waiting in /review
+    flagged: list[tuple[str, float]] = field(default_factory=list)  # sources newly flagged
+    names: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -98,6 +103,7 @@ class QueueView:
     item: Any  # storage.repositories.QueueItem | None
     remaining: int
     labels: list[str] = field(default_factory=list)
+    paused: bool = False  # an admin excluded this person (`/annotator exclude`)
 
 
 @dataclass(frozen=True)
@@ -126,3 +132,7 @@ class LearningStatus:
     interval_minutes: float
     min_new_labels: int
     annotators: AnnotatorReport | None  # with LABELS_PER_ITEM ≥ 2
+    # bot.learning.annotators.AnnotatorList when there are labels: reliability, alpha, kappa
+    annotator_list: Any = None
+    learning_curve: dict[str, Any] | None = None  # of the latest run that made one
+    pending_reviews: int = 0

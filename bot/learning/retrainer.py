@@ -28,7 +28,9 @@ from bot.learning.data import LearningOptions
 from bot.learning.errors import LearningError, TrainingInProgressError
 from bot.learning.folders import stored_folder
 from bot.learning.gate import GateDecision, decide
+from bot.learning.resolution import LabelResolver
 from bot.learning.results import LabelCount, Progress, ProgressCallback, RetrainOutcome
+from bot.learning.review import record_checks
 from bot.learning.served import ServedModel
 from classifier.card import ModelCard, read_card
 from classifier.model import Classifier
@@ -59,8 +61,11 @@ class Retrainer:
         served: ServedModel,
         lock: asyncio.Lock,
         options: LearningOptions,
+        *,
+        resolver: LabelResolver | None = None,
     ) -> None:
         self.settings = settings
+        self.resolver = resolver or LabelResolver(sessionmaker, served, settings.annotators)
         self.sessionmaker = sessionmaker
         self.served = served
         self.lock = lock
@@ -251,7 +256,10 @@ class Retrainer:
         outcome.candidate_version = version
         await self._emit(on_progress, Progress("preparing", version))
         labels = await recipe.label_list(self.served, active)
-        data = await training_data.collect(self.sessionmaker, self.options, labels)
+        resolved = await self.resolver.resolve()  # labels weighed by each labeller's reliability
+        data = await training_data.collect(
+            self.sessionmaker, self.options, labels, examples=resolved.examples
+        )
         outcome.train_rows, outcome.user_rows = len(data.train), data.user_rows
         outcome.eval_rows = len(data.eval)
         overrides = self.options.train_overrides
@@ -283,11 +291,14 @@ class Retrainer:
                 active=None if active is None else self.served.folder(active),
                 card=card,
                 feature_cache=str(self.settings.feature_cache_path),
+                review_folds=self.options.review_folds,
+                learning_curve=self.options.learning_curve,
             )
         except runner.WorkerFailed as exc:
             raise LearningError(INTERRUPTED if self._closing else str(exc)) from None
         await self._emit(on_progress, Progress("deciding", version))
         await self._decide(outcome, result, folder, config.get("backbone", "embedding"))
+        await record_checks(self.sessionmaker, outcome, result, resolved)
 
     async def _decide(
         self, outcome: RetrainOutcome, result: dict[str, Any], folder: Path, backbone: str

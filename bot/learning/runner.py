@@ -84,6 +84,8 @@ async def write_spec(
     device: str,
     threads: int,
     feature_cache: str | None = None,
+    review_folds: int = 0,
+    learning_curve: bool = False,
 ) -> Path:
     """Write the rows and the worker's spec into `workdir`; returns the spec's path."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
@@ -104,6 +106,8 @@ async def write_spec(
         device=device,
         threads=threads,
         feature_cache=feature_cache,
+        review_folds=review_folds,
+        learning_curve=learning_curve,
     )
     return spec.write(workdir / "spec.json")
 
@@ -118,6 +122,8 @@ def progress_of(event: dict[str, Any], version: str) -> Progress | None:
         return Progress("training", version, epoch, epochs, event.get("dev_macro_f1"))
     if kind == "evaluating":
         return Progress("evaluating", version)
+    if kind in ("reviewing", "curve"):  # the checks on the labels (bot.learning.checks)
+        return Progress(kind, version)
     return None
 
 

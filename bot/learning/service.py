@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.learning.annotators import AnnotatorDesk, AnnotatorList, annotator_list
 from bot.learning.data import LearningOptions
+from bot.learning.handout import QueueRules
 from bot.learning.queue import LabelQueue
 from bot.learning.registry import ModelRegistry
+from bot.learning.resolution import LabelResolver
 from bot.learning.results import LastRun, LearningStatus
 from bot.learning.retrainer import Retrainer
+from bot.learning.review import ReviewQueue
 from bot.learning.served import ServedModel
 from bot.learning.versions import ModelVersions
 from classifier.predictor import Predictor
@@ -38,6 +42,9 @@ class LearningService:
     retrainer: Retrainer
     versions: ModelVersions
     registry: ModelRegistry
+    resolver: LabelResolver
+    desk: AnnotatorDesk
+    reviews: ReviewQueue
 
     @classmethod
     def create(
@@ -55,25 +62,40 @@ class LearningService:
         served = ServedModel(sessionmaker, predictor, device, models_path=settings.models_path)
         lock = asyncio.Lock()
         versions = ModelVersions(sessionmaker, served, lock, options)
+        resolver = LabelResolver(sessionmaker, served, settings.annotators)
         return cls(
             settings,
             sessionmaker,
             served,
-            LabelQueue(sessionmaker, served, labels_per_item=settings.labels_per_item),
-            Retrainer(settings, sessionmaker, served, lock, options),
+            LabelQueue(sessionmaker, served, rules=QueueRules.from_settings(settings)),
+            Retrainer(settings, sessionmaker, served, lock, options, resolver=resolver),
             versions,
             ModelRegistry(sessionmaker, settings.models_path, versions),
+            resolver,
+            AnnotatorDesk(sessionmaker),
+            ReviewQueue(sessionmaker, served),
         )
+
+    async def resolved_examples(self) -> list[repo.LabelledExample]:
+        """Every labelled message with its resolved label (the export, the training data)."""
+        return (await self.resolver.resolve()).examples
+
+    async def annotator_list(self) -> AnnotatorList:
+        """Each label source's count, reliability and agreement; alpha and kappa (named)."""
+        return await self.desk.named(annotator_list(await self.resolver.resolve()))
 
     async def status(self) -> LearningStatus:
         """The learning part of /status: a run in progress, the last run, the schedule, and the
         annotators' agreement when items go to several people (LABELS_PER_ITEM ≥ 2)."""
         async with self.sessionmaker() as session:
             run = await repo.last_training_run(session, status=None)
-        last = None
-        if run is not None:
-            result = run.decision or run.status
-            last = LastRun(run.started_at, run.trigger, run.candidate_version, result)
+            last = None
+            if run is not None:
+                result = run.decision or run.status
+                last = LastRun(run.started_at, run.trigger, run.candidate_version, result)
+            curve = await repo.last_learning_curve(session)
+            pending = await repo.pending_review_count(session)
+            labelled = await repo.count_labels(session)
         several = self.settings.labels_per_item >= 2
         return LearningStatus(
             training=self.retrainer.training,
@@ -81,6 +103,9 @@ class LearningService:
             interval_minutes=self.settings.retrain_interval_minutes,
             min_new_labels=self.settings.retrain_min_new_labels,
             annotators=await self.queue.annotators() if several else None,
+            annotator_list=await self.annotator_list() if labelled else None,
+            learning_curve=curve,
+            pending_reviews=pending,
         )
 
     async def close(self) -> None:

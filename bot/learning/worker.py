@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 import torch
 
+from bot.learning.checks import label_checks
 from classifier.artifacts import load_model, save_model
 from classifier.bootstrap import postprocess
 from classifier.metrics import evaluate
@@ -63,6 +64,10 @@ class WorkerSpec:
     # prior), as the bootstrap build does: set when the active model had it.
     postprocess: bool = False
     dev_file: str | None = None  # explicit early-stopping rows; None: carved from train rows
+    # After the candidate (`bot.learning.checks`): cross-validation folds for suspicious labels
+    # (0: off) and the learning curve.
+    review_folds: int = 0
+    learning_curve: bool = False
     nice: int = 10
     format: int = SPEC_FORMAT
 
@@ -131,6 +136,7 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
     # The bootstrap recipe's after-training steps (lexicon prior, temperature, label prior).
     post = postprocess(candidate, dev) if spec.postprocess else None
     cand_report, active_report = _score(spec, candidate, eval_rows)
+    checks = label_checks(spec, events, train_rows, eval_rows, dev, cand_report)
     card = result.card(
         "retrain",
         eval=cand_report,
@@ -139,9 +145,10 @@ def run(spec: WorkerSpec, events: _Events) -> dict[str, Any]:
         postprocess=post,
         data={**result.manifest, **dict(spec.card.get("manifest") or {})},
         origin={k: v for k, v in spec.card.items() if k != "manifest"},
+        learning_curve=checks.get("curve"),
     )
     path = save_model(candidate, Path(spec.out_dir), card)
-    return {"path": str(path), "candidate": cand_report, "active": active_report}
+    return {"path": str(path), "candidate": cand_report, "active": active_report, **checks}
 
 
 def _read_dev(spec: WorkerSpec) -> tuple[list[str], list[str]] | None:

@@ -19,3 +19,4 @@ from bot.texts.common import *  # noqa: F403
 from bot.texts.console import *  # noqa: F403
 from bot.texts.labeling import *  # noqa: F403
 from bot.texts.operator import *  # noqa: F403
+from bot.texts.trust import *  # noqa: F403

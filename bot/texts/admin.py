@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.markup import esc, fit
+from bot.texts.trust import annotator_list_lines, curve_line, review_line, source_name
 from classifier.card_text import MIN_RELIABLE_ROWS, EvalSet, describe_eval
 
 if TYPE_CHECKING:  # only for type hints: texts imports nothing of the bot at run time
@@ -18,8 +19,14 @@ def _metric(metrics: dict, key: str) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
 
-def status_text(report: StatusReport, learning: results.LearningStatus | None = None) -> str:
-    """The admin /status text, with the learning loop's section when given."""
+def status_text(
+    report: StatusReport,
+    learning: results.LearningStatus | None = None,
+    *,
+    private: bool = True,
+) -> str:
+    """The admin /status text, with the learning loop's section when given (`private` False: in
+    a group, where no Telegram id is shown)."""
     if report.model_version is None:
         lines = ["<b>Model:</b> none active"]
     else:
@@ -37,7 +44,8 @@ def status_text(report: StatusReport, learning: results.LearningStatus | None = 
         f"<b>Labels not yet trained on:</b> {report.untrained_labels}",
     ]
     if learning is not None:
-        lines += ["", "<b>Learning</b>", *(esc(line) for line in learning_lines(learning))]
+        lines += ["", "<b>Learning</b>"]
+        lines += [esc(line) for line in learning_lines(learning, private=private)]
     return fit("\n".join(lines))
 
 
@@ -58,7 +66,7 @@ def eval_set_lines(evalset: EvalSet | None) -> list[str]:
     return lines
 
 
-def learning_lines(status: results.LearningStatus) -> list[str]:
+def learning_lines(status: results.LearningStatus, *, private: bool = True) -> list[str]:
     """The learning part of /status, as plain lines."""
     lines = ["a training run is in progress"] if status.training else []
     run = status.last_run
@@ -72,15 +80,24 @@ def learning_lines(status: results.LearningStatus) -> list[str]:
         if status.interval_minutes
         else "scheduled retraining is off (RETRAIN_INTERVAL_MINUTES=0)"
     )
-    return lines + ([] if status.annotators is None else annotator_lines(status.annotators))
+    lines += [
+        line
+        for line in (curve_line(status.learning_curve), review_line(status.pending_reviews))
+        if line
+    ]
+    if status.annotator_list is not None:
+        lines += annotator_list_lines(status.annotator_list, private=private)
+    if status.annotators is not None:
+        lines += annotator_lines(status.annotators, private=private)
+    return lines
 
 
-def annotator_lines(report: results.AnnotatorReport) -> list[str]:
+def annotator_lines(report: results.AnnotatorReport, *, private: bool = True) -> list[str]:
     """Labels per person, then Cohen's kappa for each pair of annotators."""
+    numbers = {uid: n for n, uid in enumerate(sorted(report.counts), 1)}
 
-    def who(uid: int) -> str:  # @username, else first name (id), else the id
-        username, first_name = report.names.get(uid, (None, None))
-        return f"@{username}" if username else f"{first_name} ({uid})" if first_name else str(uid)
+    def who(uid: int) -> str:  # @username, else first name (id), else the id (groups: no id)
+        return source_name(str(uid), report.names, private=private, number=numbers.get(uid, 0))
 
     ranked = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))
     lines = [
@@ -141,6 +158,10 @@ def progress_text(step: results.Progress) -> str:
         return f"Training {name}: epoch {step.epoch}/{step.epochs} done{f1}"
     if step.stage == "evaluating":
         return f"Evaluating {name} and the active model on the eval split…"
+    if step.stage == "reviewing":
+        return f"Looking for labels the data contradict (cross-validation) for {name}…"
+    if step.stage == "curve":
+        return f"Drawing the learning curve of {name} (25 / 50 / 75% of your labels)…"
     return f"Deciding whether to promote {name}…"
 
 
@@ -173,7 +194,13 @@ def retrain_summary(outcome: results.RetrainOutcome) -> list[str]:
             before = (active.get("per_class") or {}).get(label, {}).get("recall")
             was = "" if before is None else f"{before:.3f} → "
             lines.append(f"recall {label}: {was}{stats['recall']:.3f} (n={stats['support']})")
-    return lines + ([] if outcome.gate is None else ["Why: " + outcome.gate.reason])
+    lines += [] if outcome.gate is None else ["Why: " + outcome.gate.reason]
+    curve = curve_line(outcome.learning_curve)
+    if curve:
+        lines.append(curve[0].upper() + curve[1:])
+    if outcome.suspects:
+        lines.append(f"{outcome.suspects} label(s) the data contradict are waiting in /review.")
+    return lines
 
 
 def retrain_report(

@@ -36,4 +36,6 @@ COMMAND_DESCRIPTIONS = {
     "retrain": "retrain the model now",
     "models": "model versions",
     "rollback": "go back to an earlier model",
+    "review": "check labels the data contradict",
+    "annotator": "label sources: list, exclude, include",
 }

@@ -23,6 +23,9 @@ NOTHING_TO_UNDO = "Nothing to undo."
 OPTED_OUT = "you asked me to forget you, so I don't store your labels; /start to opt back in"
 UNKNOWN_LABEL = "unknown label {label!r}"
 MESSAGE_GONE = "that message is gone (deleted or forgotten)"
+NOT_OFFERED = "the queue did not offer you that message; send /label for your next one"
+QUEUE_PAUSED = "An admin has paused your labels for now, so there is nothing to label."
+QUEUE_PAUSED_SHORT = "an admin has paused your labels"
 
 
 def queue_progress(done: int, left: int) -> str:

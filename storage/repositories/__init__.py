@@ -6,13 +6,31 @@ Every function takes an `AsyncSession` first and never commits; the caller owns 
         rec = await repo.record_scored_message(session, chat_id=..., ...)
 
 Modules: messages (users, chats, messages, predictions), batch (many scored messages at once),
-labels, queue, dataset, versions, runs, audit, stats, users (forget), csvio (export/import),
+labels, queue, claims (the queue's hand-out and admission), trust (resolution inputs, annotator
+states, reviews), dataset, versions, runs, audit, stats, users (forget), csvio (export/import),
 exchange (JSON-lines export, unlabelled texts for the queue).
 See docs/schema.md for the tables.
 """
 
 from storage.repositories.audit import add_audit, list_audit
 from storage.repositories.batch import ScoredMessage, record_scored_messages
+from storage.repositories.claims import (
+    Admission,
+    NewMessage,
+    ShownItem,
+    add_queue_entries,
+    claim_item,
+    has_claim,
+    held_counts,
+    live_claim,
+    open_entry_times,
+    open_text_keys,
+    recently_labelled,
+    release_claim,
+    release_claims_of,
+    shown_in_round,
+    unadmitted_messages,
+)
 from storage.repositories.csvio import (
     EXPORT_COLUMNS,
     ImportResult,
@@ -68,7 +86,9 @@ from storage.repositories.queue import (
     QueueItem,
     most_uncertain,
     next_queue_item,
+    queue_candidates,
     queue_eligible,
+    queue_order,
     queue_remaining,
     skip_queue_item,
     unscored_messages,
@@ -93,7 +113,25 @@ from storage.repositories.stats import (
     mood_counts,
     mood_trend,
     totals,
+    user_id_by_username,
     user_names,
+)
+from storage.repositories.trust import (
+    LabelRow,
+    ReviewItem,
+    Suspect,
+    add_run_details,
+    annotator_states,
+    decide_review,
+    label_rows,
+    last_learning_curve,
+    mark_flagged,
+    model_guesses,
+    next_review,
+    pending_review_count,
+    replace_pending_reviews,
+    review_states,
+    set_excluded,
 )
 from storage.repositories.users import ForgetReport, forget_user
 from storage.repositories.versions import (
@@ -114,6 +152,39 @@ __all__ = [
     "read_unlabelled",
     "texts_in_chat",
     "write_export_jsonl",
+    "add_run_details",
+    "last_learning_curve",
+    "pending_review_count",
+    "user_id_by_username",
+    "recently_labelled",
+    "Admission",
+    "NewMessage",
+    "ShownItem",
+    "add_queue_entries",
+    "claim_item",
+    "has_claim",
+    "held_counts",
+    "live_claim",
+    "open_entry_times",
+    "open_text_keys",
+    "release_claim",
+    "release_claims_of",
+    "shown_in_round",
+    "unadmitted_messages",
+    "queue_candidates",
+    "queue_order",
+    "LabelRow",
+    "ReviewItem",
+    "Suspect",
+    "annotator_states",
+    "decide_review",
+    "label_rows",
+    "mark_flagged",
+    "model_guesses",
+    "next_review",
+    "replace_pending_reviews",
+    "review_states",
+    "set_excluded",
     "EVAL_FRACTION",
     "EXPORT_COLUMNS",
     "ForgetReport",

@@ -37,6 +37,11 @@ class LabelledExample:
     n_labels: int  # all labels of the message (agreeing or not)
     agreement: float  # share of its labels that agree with `label`
     last_labelled_at: datetime
+    # How sure the weighted resolution is of `label` (its posterior probability); 1.0 for the
+    # plain majority of `labelled_examples`. Training weighs the example by it.
+    confidence: float = 1.0
+    # Training weight factor: `confidence`, less while a /review of the label is pending.
+    weight: float = 1.0
 
     @property
     def user_labelled(self) -> bool:
@@ -83,18 +88,13 @@ async def labelled_examples(
 
 
 async def count_new_resolved_labels(session: AsyncSession, since: datetime | None) -> int:
-    """Messages with a resolved label whose labels changed after `since` (None: all of them).
+    """Labelled messages whose labels changed after `since` (None: all labelled messages).
 
-    "Labels not yet trained on" = this count since the last successful training run's start
-    (`runs.new_labels_since_last_run`).
+    Every labelled message has a resolved label (the learning loop weighs its labels by each
+    labeller's reliability, so a tie is resolved too). "Labels not yet trained on" = this count
+    since the last successful training run's start (`runs.new_labels_since_last_run`).
     """
     changed = select(Label.message_id).group_by(Label.message_id)
     if since is not None:
         changed = changed.having(func.max(Label.updated_at) > since)
-    rows = await session.execute(
-        select(Label.message_id, Label.label).where(Label.message_id.in_(changed))
-    )
-    grouped: dict[int, list[str]] = defaultdict(list)
-    for mid, label in rows:
-        grouped[mid].append(label)
-    return sum(1 for labels in grouped.values() if majority(labels) is not None)
+    return int(await session.scalar(select(func.count()).select_from(changed.subquery())) or 0)

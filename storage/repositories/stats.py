@@ -149,3 +149,10 @@ async def user_names(
         select(User.id, User.username, User.first_name).where(User.id.in_(list(user_ids)))
     )
     return {int(uid): (username, first_name) for uid, username, first_name in rows}
+
+
+async def user_id_by_username(session: AsyncSession, username: str) -> int | None:
+    """The Telegram id of the person with this @username (case-insensitive), if known."""
+    return await session.scalar(
+        select(User.id).where(func.lower(User.username) == username.lower()).limit(1)
+    )

@@ -9,12 +9,15 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    AnnotatorState,
     AuditLog,
     Chat,
     Label,
     LabelHistory,
+    LabelReview,
     Message,
     Prediction,
+    QueueClaim,
     QueueSkip,
     TrainingRun,
     User,
@@ -49,6 +52,12 @@ async def forget_user(
     await session.execute(delete(LabelHistory).where(LabelHistory.user_id == user_id))
     labels = (await session.execute(delete(Label).where(Label.user_id == user_id))).rowcount
     skips = (await session.execute(delete(QueueSkip).where(QueueSkip.user_id == user_id))).rowcount
+    # What the queue offered them and their annotator state go; review decisions stay, unsigned.
+    await session.execute(delete(QueueClaim).where(QueueClaim.user_id == user_id))
+    await session.execute(delete(AnnotatorState).where(AnnotatorState.source == str(user_id)))
+    await session.execute(
+        update(LabelReview).where(LabelReview.decided_by == user_id).values(decided_by=None)
+    )
     # Predictions, other people's labels and skips on these messages go by ON DELETE CASCADE;
     # they are deleted explicitly too, so a backend without enforced foreign keys is safe.
     await session.execute(delete(Prediction).where(Prediction.message_id.in_(own)))

@@ -115,6 +115,9 @@ def make_settings(
             "group_mode": "silent",
             "retrain_interval_minutes": 0,
             "log_level": "INFO",
+            # The queue's diversity rules have their own tests; the others see the plain order.
+            "queue_max_per_author_hour": 0,
+            "queue_similarity": 1.01,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -65,3 +65,44 @@ def test_cli_retrain_skips_without_labels_then_trains_with_force(
     assert [(r.trigger, r.status) for r in runs] == [("cli", "succeeded")]
     assert audit[0].user_id is None and audit[0].arguments["force"] is True
     assert active == ("v0002" if runs[0].decision == "promoted" else "v0001")
+
+
+def test_cli_labels_annotators_lists_sources_and_exports_resolved_labels(
+    cli_env, capsys, monkeypatch
+):
+    from storage import repositories as repo
+    from storage.db import create_engine, create_sessionmaker
+
+    monkeypatch.setenv("ANNOTATOR_IDS", "2,3")
+    assert main(["labels", "annotators"]) == 0
+    assert "No labels yet." in capsys.readouterr().out
+
+    async def label() -> None:
+        engine = create_engine(cli_env.settings.db_url)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                for i in range(3):
+                    rec = await repo.record_scored_message(
+                        session,
+                        chat_id=100,
+                        chat_type="private",
+                        user_id=100,
+                        text=f"text {i}",
+                        model_version="v0001",
+                        label="positive",
+                        confidence=0.6,
+                        probs={"negative": 0.1, "neutral": 0.3, "positive": 0.6},
+                    )
+                    await repo.set_label(session, rec.message_id, 2, "positive", source="queue")
+                    await repo.set_label(session, rec.message_id, 3, "negative", source="queue")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(label())
+    assert main(["labels", "annotators"]) == 0
+    out = capsys.readouterr().out
+    assert "2: 3 labels · reliability" in out and "3: 3 labels · reliability" in out
+    assert "agrees with others on 0% of 3 shared labels" in out and "Krippendorff's α" in out
+    # Every 1-1 tie is resolved (the model prefers positive): the export has all three.
+    assert main(["export", "--out", "labels.csv"]) == 0
+    assert "wrote 3 labelled messages" in capsys.readouterr().out

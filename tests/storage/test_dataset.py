@@ -78,10 +78,10 @@ async def test_count_new_resolved_labels_since(sm):
     async with sm.begin() as s:
         await repo.set_label(s, b, 1, "positive", source="inline")
         await repo.set_label(s, c, 1, "positive", source="inline")
-        await repo.set_label(s, c, 2, "negative", source="inline")  # tie: not resolved
+        await repo.set_label(s, c, 2, "negative", source="inline")  # a tie is resolved too
     async with sm() as s:
-        assert await repo.count_new_resolved_labels(s, None) == 2
-        assert await repo.count_new_resolved_labels(s, cut) == 1
+        assert await repo.count_new_resolved_labels(s, None) == 3
+        assert await repo.count_new_resolved_labels(s, cut) == 2
         assert await repo.count_new_resolved_labels(s, cut + timedelta(hours=1)) == 0
 
 

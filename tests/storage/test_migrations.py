@@ -31,6 +31,10 @@ TABLES = {
     "model_versions",
     "training_runs",
     "audit_log",
+    "queue_claims",
+    "queue_entries",
+    "annotator_states",
+    "label_reviews",
 }
 
 

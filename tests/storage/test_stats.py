@@ -85,7 +85,7 @@ async def test_totals(sm):
     async with sm() as s:
         t = await repo.totals(s)
     assert (t.messages, t.users, t.chats, t.predictions, t.labels) == (2, 2, 1, 2, 3)
-    assert (t.labelled_messages, t.new_labels, t.last_trained_at) == (1, 1, None)
+    assert (t.labelled_messages, t.new_labels, t.last_trained_at) == (2, 2, None)
 
 
 async def test_annotator_counts_and_pairs(sm):
